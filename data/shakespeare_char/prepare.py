@@ -1,0 +1,58 @@
+"""
+Character-level tiny shakespeare: one token per character (65 of them).
+
+    python data/shakespeare_char/prepare.py                       # downloads the text
+    python data/shakespeare_char/prepare.py --input tinyshakespeare.txt
+
+Writes shakespeare_char_train_000000.bin (first 90%), shakespeare_char_val_000000.bin (last 10%)
+and meta.json with the character table, beside this file (or in --out_dir).
+Importable: prepare(text, out_dir) does the same for any string.
+"""
+import argparse
+import os
+import sys
+import urllib.request
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from shards import shard_name, write_meta, write_shard  # noqa: E402
+
+URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+NAME = "shakespeare_char"
+
+
+def prepare(text, out_dir, val_fraction=0.1):
+    """Encode text by character, split train/val, write shards and meta.json; returns meta."""
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = np.array([stoi[c] for c in text], dtype=np.uint16)
+    split = int(len(ids) * (1 - val_fraction))
+    os.makedirs(out_dir, exist_ok=True)
+    write_shard(os.path.join(out_dir, shard_name(NAME, "val", 0)), ids[split:])
+    write_shard(os.path.join(out_dir, shard_name(NAME, "train", 0)), ids[:split])
+    meta = {"tokenizer": "char", "vocab_size": len(chars), "eot_id": None, "chars": chars}
+    write_meta(out_dir, meta)
+    return meta
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help="read this text file instead of downloading")
+    parser.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
+    args = parser.parse_args(argv)
+    if args.input:
+        if not os.path.isfile(args.input):
+            sys.exit(f"error: --input {args.input}: no such file")
+        with open(args.input, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        print(f"downloading {URL}")
+        with urllib.request.urlopen(URL, timeout=60) as response:
+            text = response.read().decode("utf-8")
+    meta = prepare(text, args.out_dir)
+    print(f"{len(text):,} characters, vocab {meta['vocab_size']}: wrote shards and meta.json to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

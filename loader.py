@@ -1,0 +1,115 @@
+"""
+Batches of (inputs, targets) from a dataset folder of token shards, used by train.py and bench.py.
+
+Every shard is memory-mapped lazily: opening a dataset reads only headers, and a batch reads only
+its B*(T+1) tokens. Two orders:
+  'random'     - each row is a window at a random offset of a random shard, shards weighted by
+                 size (nanoGPT). Each rank draws from its own seeded stream.
+  'sequential' - a seeded permutation of the shards, each read front to back in contiguous
+                 windows (llm.c); rank r of W takes every W-th batch-sized chunk, so ranks never
+                 see the same tokens within an epoch.
+The loader's position is a small dict (state_dict / load_state_dict) stored in checkpoints.
+"""
+import os
+
+import numpy as np
+import torch
+
+from shards import ShardError, find_shards, open_tokens
+
+DATA_ORDERS = ("random", "sequential")
+
+
+class TokenLoader:
+    def __init__(self, data_dir, split, batch_size, block_size, data_order="random", seed=1337,
+                 rank=0, world_size=1, device="cpu"):
+        if data_order not in DATA_ORDERS:
+            raise ValueError(f"data_order must be one of {DATA_ORDERS}, got {data_order!r}")
+        self.paths = find_shards(data_dir, split)
+        if not self.paths:
+            raise ShardError(f"{data_dir}: no {split} shards (expected files like *_{split}_000000.bin)")
+        self.split, self.data_order = split, data_order
+        self.batch_size, self.block_size = batch_size, block_size
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.device = device
+        self.shards = [open_tokens(p) for p in self.paths]
+        self.sizes = np.array([len(s) for s in self.shards], dtype=np.int64)
+        self.num_tokens = int(self.sizes.sum())
+        # a window needs block_size + 1 tokens (the targets are the inputs shifted by one)
+        self.windows = np.maximum(self.sizes - block_size, 0)  # valid start offsets per shard
+        self.rows_per_shard = np.maximum(self.sizes - 1, 0) // block_size
+        if self.windows.sum() == 0:
+            biggest = self.paths[int(self.sizes.argmax())]
+            raise ShardError(f"{biggest}: every {split} shard is shorter than block_size+1 = {block_size + 1} "
+                             f"tokens (largest has {int(self.sizes.max())}); use a smaller block_size")
+        self.pin = str(device).startswith("cuda")
+        self.reset()
+
+    def reset(self):
+        self.rng = np.random.Generator(np.random.PCG64([self.seed, self.rank]))
+        self.epoch, self.shard_pos, self.row = 0, 0, 0  # sequential order's position
+        self.tokens_read = 0
+        self._order = self._epoch_order(0)
+
+    def _epoch_order(self, epoch):
+        usable = np.flatnonzero(self.rows_per_shard > 0)
+        return np.random.Generator(np.random.PCG64([self.seed, epoch])).permutation(usable)
+
+    def _random_windows(self):
+        shard_ids = self.rng.choice(len(self.shards), size=self.batch_size, p=self.windows / self.windows.sum())
+        starts = (self.rng.random(self.batch_size) * self.windows[shard_ids]).astype(np.int64)
+        return [(int(i), int(s)) for i, s in zip(shard_ids, starts)]
+
+    def _sequential_windows(self):
+        """The next world_size*batch_size rows of the epoch's stream (row j of a shard starts at
+        token j*block_size); rank r takes the r-th batch_size of them."""
+        windows = []
+        for _ in range(self.world_size * self.batch_size):
+            shard = int(self._order[self.shard_pos])
+            windows.append((shard, self.row * self.block_size))
+            self.row += 1
+            if self.row == self.rows_per_shard[shard]:
+                self.row, self.shard_pos = 0, self.shard_pos + 1
+                if self.shard_pos == len(self._order):
+                    self.epoch, self.shard_pos = self.epoch + 1, 0
+                    self._order = self._epoch_order(self.epoch)
+        return windows[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+
+    def next_batch(self):
+        """(x, y) as int64 tensors of shape (batch_size, block_size) on the loader's device."""
+        windows = self._random_windows() if self.data_order == "random" else self._sequential_windows()
+        rows = np.stack([self.shards[i][s:s + self.block_size + 1] for i, s in windows]).astype(np.int64)
+        self.tokens_read += rows.shape[0] * self.block_size
+        batch = torch.from_numpy(rows)
+        if self.pin:  # page-locked memory lets the copy to the GPU overlap with compute
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True)
+        return batch[:, :-1], batch[:, 1:]
+
+    def epochs_done(self):
+        """Fraction of the split this rank's stream has covered, counted in tokens."""
+        return self.tokens_read * self.world_size / self.num_tokens
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "shard_pos": self.shard_pos,
+                "row": self.row, "tokens_read": self.tokens_read, "data_order": self.data_order,
+                "seed": self.seed, "rank": self.rank, "world_size": self.world_size}
+
+    def load_state_dict(self, state):
+        if (state["data_order"], state["seed"], state["world_size"]) != (self.data_order, self.seed, self.world_size):
+            raise ValueError(
+                f"the checkpoint's data position is for data_order={state['data_order']!r}, seed={state['seed']}, "
+                f"world_size={state['world_size']}; resume with the same settings")
+        self.rng.bit_generator.state = state["rng"]
+        self.epoch, self.shard_pos, self.row = state["epoch"], state["shard_pos"], state["row"]
+        self.tokens_read = state["tokens_read"]
+        self._order = self._epoch_order(self.epoch)
+
+
+def dataset_summary(data_dir):
+    """Token counts per split without opening more than headers: {'train': n, 'val': n}."""
+    return {split: sum(len(open_tokens(p)) for p in find_shards(data_dir, split)) for split in ("train", "val")}
+
+
+def default_data_dir(dataset):
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", dataset)

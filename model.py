@@ -1,0 +1,319 @@
+"""
+The GPT model: one file, driven only by GPTConfig.
+
+The default config is the GPT-2 architecture (learned position embeddings,
+LayerNorm, GELU MLP, tied input/output embeddings). Options turn it into a
+Llama-style model: RoPE, RMSNorm, SwiGLU, grouped-query attention, QK-norm.
+Shapes in comments use B = batch, T = time, C = n_embd, H = heads,
+K = kv heads, D = head dim, V = vocab.
+"""
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    n_kv_heads: int | None = None  # grouped-query attention; None means n_head
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm layers
+    pos_emb: str = "learned"  # 'learned' | 'rope'
+    rope_theta: float = 10000.0
+    norm: str = "layernorm"  # 'layernorm' | 'rmsnorm'
+    norm_eps: float = 1e-5
+    mlp: str = "gelu"  # 'gelu' | 'swiglu'
+    mlp_hidden: int | None = None  # None: 4*n_embd (gelu) or llama's 2/3 * 4*n_embd rounding (swiglu)
+    multiple_of: int = 256  # swiglu hidden size is rounded up to this
+    tie_embeddings: bool = True
+    qk_norm: bool = False  # RMSNorm on each head's query and key before attention
+
+    def __post_init__(self):
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "multiple_of"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_head
+        if self.n_kv_heads <= 0:
+            raise ValueError(f"n_kv_heads must be positive, got {self.n_kv_heads}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.n_head % self.n_kv_heads:
+            raise ValueError(f"n_head ({self.n_head}) must be divisible by n_kv_heads ({self.n_kv_heads})")
+        if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"rope needs an even head dim, got n_embd/n_head = {self.n_embd // self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name, allowed in (("pos_emb", ("learned", "rope")), ("norm", ("layernorm", "rmsnorm")),
+                              ("mlp", ("gelu", "swiglu"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.mlp_hidden is not None and self.mlp_hidden <= 0:
+            raise ValueError(f"mlp_hidden must be positive, got {self.mlp_hidden}")
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+    @property
+    def hidden_dim(self):
+        if self.mlp_hidden is not None:
+            return self.mlp_hidden
+        if self.mlp == "gelu":
+            return 4 * self.n_embd
+        # llama: two thirds of 4*C (SwiGLU has three matrices instead of two), rounded up
+        hidden = int(2 * 4 * self.n_embd / 3)
+        return self.multiple_of * math.ceil(hidden / self.multiple_of)
+
+    @classmethod
+    def field_names(cls):
+        return [f.name for f in fields(cls)]
+
+
+def make_norm(config, dim):
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
+
+
+def rope_tables(head_dim, length, theta):
+    """cos and sin tables, each (length, D), in the 'rotate half' layout Hugging Face Llama uses."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)  # (length, D/2)
+    angles = torch.cat((angles, angles), dim=-1)  # (length, D)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x, cos, sin):
+    """x: (B, heads, T, D); cos, sin: (T, D). Rotates each (i, i + D/2) pair by its angle."""
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class KVCache:
+    """Keys and values of every layer for incremental decoding: (B, K, block_size, D) per layer."""
+
+    def __init__(self, config, batch_size, device, dtype):
+        shape = (batch_size, config.n_kv_heads, config.block_size, config.head_dim)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.length = 0  # positions filled so far
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.n_head, self.n_kv_heads, self.head_dim = config.n_head, config.n_kv_heads, config.head_dim
+        # one matmul for queries (H heads) and keys, values (K heads each)
+        self.c_attn = nn.Linear(config.n_embd, (self.n_head + 2 * self.n_kv_heads) * self.head_dim, bias=config.bias)
+        self.c_proj = nn.Linear(self.n_head * self.head_dim, config.n_embd, bias=config.bias)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=config.norm_eps) if config.qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=config.norm_eps) if config.qk_norm else None
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, rope=None, cache=None, layer=0):
+        B, T, _ = x.shape
+        q, k, v = self.c_attn(x).split(
+            [self.n_head * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=2)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, K, T, D)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, K, T, D)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+
+        start = 0
+        if cache is not None:  # append this step's keys/values, then attend over everything cached
+            start = cache.length
+            cache.keys[layer][:, :, start:start + T] = k
+            cache.values[layer][:, :, start:start + T] = v
+            k, v = cache.keys[layer][:, :, :start + T], cache.values[layer][:, :, :start + T]
+        if self.n_kv_heads != self.n_head:  # each kv head serves n_head/n_kv_heads query heads
+            repeat = self.n_head // self.n_kv_heads
+            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+
+        dropout = self.dropout if self.training else 0.0
+        if start == 0:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:  # query i sits at position start+i and sees keys 0..start+i
+            mask = torch.arange(start + T, device=x.device)[None, :] <= (start + torch.arange(T, device=x.device))[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * self.head_dim)  # (B, T, H*D)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        hidden = config.hidden_dim
+        self.swiglu = config.mlp == "swiglu"
+        if self.swiglu:
+            self.c_gate = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        if self.swiglu:
+            h = F.silu(self.c_gate(x)) * self.c_fc(x)
+        else:
+            h = F.gelu(self.c_fc(x), approximate="tanh")  # GPT-2's tanh approximation
+        return self.dropout(self.c_proj(h))
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = make_norm(config, config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = make_norm(config, config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x, rope=None, cache=None, layer=0):
+        x = x + self.attn(self.ln_1(x), rope, cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=make_norm(config, config.n_embd),
+        ))
+        if config.pos_emb == "learned":
+            self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.transformer.wte.weight
+
+        self.apply(self._init_weights)
+        # GPT-2: scale the init of projections into the residual stream by 1/sqrt(2*n_layer),
+        # since each layer adds two of them to the residual
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, exclude_position_embeddings=False):
+        """Parameters counted once each (tied embeddings count once)."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_position_embeddings and "wpe" in self.transformer:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len=None):
+        """Training FLOPs per token (forward + backward): 6 per matmul weight, plus attention.
+
+        Attention per layer and token: QK^T and AV each cost 2*T*H*D multiply-adds forward,
+        times 3 for forward+backward = 12*T*H*D (no discount for the causal mask)."""
+        T = seq_len or self.config.block_size
+        matmul_weights = sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
+        cfg = self.config
+        return 6 * matmul_weights + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * T
+
+    def forward(self, idx, targets=None, cache=None):
+        """idx, targets: (B, T) token ids. Returns (logits, loss).
+
+        With targets: logits (B, T, V) and the mean cross-entropy (targets of -1 are ignored).
+        Without: logits (B, 1, V) for the last position only, and loss None."""
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.config.pos_emb == "learned":
+            x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))
+        else:
+            rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
+        x = self.transformer.drop(x)
+        for layer, block in enumerate(self.transformer.h):
+            x = block(x, rope, cache, layer)
+        if cache is not None:
+            cache.length += T
+        x = self.transformer.ln_f(x)
+
+        if targets is not None:
+            logits = self.lm_head(x)  # (B, T, V)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
+            return logits, loss
+        return self.lm_head(x[:, [-1], :]), None  # (B, 1, V): only the next token is needed
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        """AdamW with weight decay on matrices (>= 2-D) only: not on biases, norms or gains."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        fused = device_type == "cuda"  # the fused CUDA kernel avoids one launch per parameter
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+                 stop_token=None, use_cache=True):
+        """Extend idx (B, T) by up to max_new_tokens sampled tokens.
+
+        temperature 0 picks the most likely token. With stop_token, generation ends once every row
+        has produced it. The KV cache holds at most block_size positions; past that each step
+        recomputes the last block_size tokens, exactly as without the cache."""
+        cache = None
+        if use_cache:
+            dtype = next(self.parameters()).dtype
+            cache = KVCache(self.config, idx.size(0), idx.device, dtype)
+        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            if cache is not None and idx.size(1) <= self.config.block_size:
+                logits, _ = self(idx[:, cache.length:], cache=cache)
+            else:
+                logits, _ = self(idx[:, -self.config.block_size:])
+            next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p)
+            idx = torch.cat((idx, next_token), dim=1)
+            if stop_token is not None:
+                finished |= next_token.squeeze(1) == stop_token
+                if finished.all():
+                    break
+        return idx
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None):
+    """logits (B, V) -> next token ids (B, 1)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        drop = cumulative - sorted_logits.softmax(dim=-1) > top_p  # keep the smallest set reaching top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
+    return torch.multinomial(logits.softmax(dim=-1), num_samples=1)

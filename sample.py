@@ -1,0 +1,84 @@
+"""
+Sample text from a trained checkpoint:
+    python sample.py --out_dir=out-shakespeare-char
+    python sample.py --out_dir=out --start="Once upon a time" --num_samples=3 --max_new_tokens=200
+    python sample.py --start=FILE:prompt.txt --temperature=0.8 --top_k=200 --top_p=0.95
+"""
+import os
+import sys
+import time
+
+import torch
+
+# -----------------------------------------------------------------------------
+out_dir = "out"  # folder holding ckpt.pt
+start = "\n"  # prompt text, or FILE:path to read it from a file
+num_samples = 3
+max_new_tokens = 500
+temperature = 0.8  # 1.0 samples the model's distribution, < 1 sharpens it, 0 is greedy
+top_k = 200  # keep only the k most likely tokens; None keeps all
+top_p = None  # keep the smallest set of tokens whose probability reaches top_p; None keeps all
+stop_at_eot = False  # end a sample at the end-of-text token
+kv_cache = True  # reuse past keys/values: each new token costs one position, not the whole context
+seed = 1337
+device = "auto"
+dtype = "auto"
+# -----------------------------------------------------------------------------
+import configurator  # noqa: E402
+
+SETTINGS = configurator.setting_names(globals())
+
+from checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint  # noqa: E402
+from loader import default_data_dir  # noqa: E402
+from runtime import SetupError, setup_device  # noqa: E402
+from shards import ShardError, read_meta  # noqa: E402
+from tokenization import get_tokenizer  # noqa: E402
+
+
+def read_prompt(start):
+    if start.startswith("FILE:"):
+        path = start[len("FILE:"):]
+        if not os.path.isfile(path):
+            raise ValueError(f"prompt file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    return start
+
+
+def tokenizer_for(config):
+    """The tokenizer of the dataset a checkpoint was trained on (GPT-2 when it has no meta.json)."""
+    data_dir = config.get("data_dir") or default_data_dir(config.get("dataset", ""))
+    return get_tokenizer(read_meta(data_dir) if os.path.isdir(data_dir) else None, data_dir)
+
+
+def main():
+    device_name, _, ctx = setup_device(device, dtype, seed=seed)
+    checkpoint = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), map_location="cpu")
+    model = model_from_checkpoint(checkpoint, os.path.join(out_dir, "ckpt.pt"))
+    model.eval().to(device_name)
+    tokenizer = tokenizer_for(checkpoint.get("config", {}))
+    prompt = tokenizer.encode(read_prompt(start))
+    if not prompt:
+        raise ValueError("the prompt is empty; pass --start=TEXT")
+    idx = torch.tensor([prompt], dtype=torch.long, device=device_name)
+    stop_token = tokenizer.eot_id if stop_at_eot else None
+    for _ in range(num_samples):
+        t0 = time.time()
+        with ctx:
+            out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                 stop_token=stop_token, use_cache=kv_cache)
+        new_tokens = out[0, len(prompt):].tolist()
+        if stop_token is not None and stop_token in new_tokens:
+            new_tokens = new_tokens[:new_tokens.index(stop_token)]
+        elapsed = time.time() - t0
+        print(tokenizer.decode(prompt + new_tokens))
+        print(f"---------------- {out.size(1) - len(prompt)} tokens in {elapsed:.2f} s, "
+              f"{(out.size(1) - len(prompt)) / elapsed:.1f} tokens/s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    try:
+        configurator.apply(globals(), sys.argv[1:], SETTINGS)
+        main()
+    except (configurator.ConfigError, CheckpointError, ShardError, SetupError, ValueError) as e:
+        sys.exit(f"error: {e}")

@@ -45,6 +45,17 @@ class TokenLoader:
         self.pin = str(device).startswith("cuda")
         self.reset()
 
+    def check_vocab(self, vocab_size, sample_tokens=16384):
+        """Refuse shards holding token ids >= vocab_size, checked on the start, middle and end of
+        each shard (reading everything would take minutes on a large dataset)."""
+        for path, shard in zip(self.paths, self.shards):
+            n = len(shard)
+            for start in sorted({0, max(0, n // 2 - sample_tokens // 2), max(0, n - sample_tokens)}):
+                chunk = np.asarray(shard[start:start + sample_tokens])
+                if chunk.size and int(chunk.max()) >= vocab_size:
+                    raise ShardError(f"{path}: holds token id {int(chunk.max())} but the model's vocab_size is "
+                                     f"{vocab_size}; the data was made with another tokenizer, or set vocab_size")
+
     def reset(self):
         self.rng = np.random.Generator(np.random.PCG64([self.seed, self.rank]))
         self.epoch, self.shard_pos, self.row = 0, 0, 0  # sequential order's position

@@ -287,6 +287,8 @@ def main(settings, explicit):
     # evaluation always reads the same fixed batches, so val losses are comparable across evals
     eval_loaders = {split: TokenLoader(data_dir, split, c.batch_size, c.block_size, "random", c.seed + 1,
                                        rank, world_size, device) for split in ("train", "val")}
+    for loader in (train_loader, eval_loaders["val"]):
+        loader.check_vocab(c.vocab_size)
     tokens_per_iter = c.gradient_accumulation_steps * c.batch_size * c.block_size
     if master:
         counts = dataset_summary(data_dir)

@@ -1,0 +1,52 @@
+"""
+Sampling speed with and without the KV cache, on a randomly initialised model (speed does not
+depend on the weights).
+
+    python benchmarks/sample_bench.py                     # tinystories_15m architecture, 500 new tokens
+    python benchmarks/sample_bench.py --config config/tinystories_42m.py --new_tokens 200
+"""
+import argparse
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import configurator  # noqa: E402
+import train  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="config/tinystories_15m.py")
+    parser.add_argument("--vocab_size", type=int, default=32000)
+    parser.add_argument("--new_tokens", type=int, default=500)
+    parser.add_argument("--block_size", type=int, default=512, help="context; at least new_tokens + 1 keeps the cache in use")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    defaults = {k: getattr(train, k) for k in train.SETTINGS}
+    settings = {**defaults, **configurator.read_config_file(args.config, defaults),
+                "vocab_size": args.vocab_size, "block_size": args.block_size}
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**train.model_args_from(SimpleNamespace(**settings)))).eval()
+    print(f"{args.config}: {model.num_params():,} parameters, block_size {args.block_size}, "
+          f"{torch.get_num_threads()} threads, {args.new_tokens} new tokens from a 1-token prompt")
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    rates = {}
+    for use_cache in (True, False):
+        model.generate(prompt, 8, use_cache=use_cache)  # warm-up
+        t0 = time.perf_counter()
+        out = model.generate(prompt, args.new_tokens, temperature=1.0, use_cache=use_cache)
+        elapsed = time.perf_counter() - t0
+        rates[use_cache] = (out.size(1) - 1) / elapsed
+        print(f"kv_cache={use_cache}: {rates[use_cache]:.1f} tokens/s ({elapsed:.2f} s)")
+    print(f"speed-up with the cache: {rates[True] / rates[False]:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

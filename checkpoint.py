@@ -26,6 +26,9 @@ def save_checkpoint(path, checkpoint):
 def load_checkpoint(path, map_location="cpu"):
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no checkpoint there; train first, or set init_from='scratch'")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt (not a torch.save "
+                              f"archive); use an older ckpt_*.pt or train again")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

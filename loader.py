@@ -15,7 +15,7 @@ import os
 import numpy as np
 import torch
 
-from shards import ShardError, find_shards, open_tokens
+from shards import ShardError, find_shards, open_tokens, read_meta
 
 DATA_ORDERS = ("random", "sequential")
 
@@ -124,3 +124,14 @@ def dataset_summary(data_dir):
 
 def default_data_dir(dataset):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", dataset)
+
+
+def data_dir_of(config):
+    """The dataset folder named by a run's settings (a dict with 'data_dir' and 'dataset')."""
+    return config.get("data_dir") or default_data_dir(config.get("dataset", ""))
+
+
+def dataset_meta(config):
+    """(data_dir, meta.json dict or None) of a run's dataset; None too when the folder is gone."""
+    data_dir = data_dir_of(config)
+    return data_dir, (read_meta(data_dir) if os.path.isdir(data_dir) else None)

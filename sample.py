@@ -29,9 +29,9 @@ import configurator  # noqa: E402
 SETTINGS = configurator.setting_names(globals())
 
 from checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint  # noqa: E402
-from loader import default_data_dir  # noqa: E402
+from loader import dataset_meta  # noqa: E402
 from runtime import SetupError, setup_device  # noqa: E402
-from shards import ShardError, read_meta  # noqa: E402
+from shards import ShardError  # noqa: E402
 from tokenization import get_tokenizer  # noqa: E402
 
 
@@ -45,18 +45,13 @@ def read_prompt(start):
     return start
 
 
-def tokenizer_for(config):
-    """The tokenizer of the dataset a checkpoint was trained on (GPT-2 when it has no meta.json)."""
-    data_dir = config.get("data_dir") or default_data_dir(config.get("dataset", ""))
-    return get_tokenizer(read_meta(data_dir) if os.path.isdir(data_dir) else None, data_dir)
-
-
 def main():
     device_name, _, ctx = setup_device(device, dtype, seed=seed)
     checkpoint = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), map_location="cpu")
     model = model_from_checkpoint(checkpoint, os.path.join(out_dir, "ckpt.pt"))
     model.eval().to(device_name)
-    tokenizer = tokenizer_for(checkpoint.get("config", {}))
+    data_dir, meta = dataset_meta(checkpoint.get("config", {}))
+    tokenizer = get_tokenizer(meta, data_dir)  # the training data's tokenizer; GPT-2 without a meta.json
     prompt = tokenizer.encode(read_prompt(start))
     if not prompt:
         raise ValueError("the prompt is empty; pass --start=TEXT")

@@ -33,7 +33,7 @@ eval_only = False  # evaluate once and exit
 ckpt_interval = 0  # write out_dir/ckpt.pt every this many iterations; 0 means eval_interval
 keep_last = 0  # also keep this many older checkpoints as ckpt_<iter>.pt
 always_save_checkpoint = True  # False: a periodic save happens only when val loss improved
-init_from = "scratch"  # 'scratch' | 'resume'
+init_from = "scratch"  # 'scratch' | 'resume' | 'gpt2' ... 'gpt2-xl' | a local Hugging Face model folder
 wandb_log = False
 wandb_project = "fitgpt"
 wandb_run_name = "run"
@@ -90,7 +90,7 @@ import configurator  # noqa: E402  (settings above must be collected before othe
 SETTINGS = configurator.setting_names(globals())
 
 from checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
-from loader import TokenLoader, dataset_summary, default_data_dir  # noqa: E402
+from loader import TokenLoader, data_dir_of, dataset_summary  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 from runtime import SetupError, peak_flops as lookup_peak_flops, setup_device  # noqa: E402
 from shards import ShardError, read_meta  # noqa: E402
@@ -173,6 +173,31 @@ def write_checkpoint(out_dir, checkpoint, keep_last=0):
     return path
 
 
+def out_of_memory_message(batch_size, block_size, gradient_accumulation_steps, peak_gb):
+    if batch_size == 1:
+        fix = "lower block_size, use a smaller model, or a GPU with more memory"
+    else:
+        fix = (f"try batch_size={batch_size // 2} with gradient_accumulation_steps="
+               f"{gradient_accumulation_steps * 2} (the same tokens per step)")
+    return (f"out of GPU memory with micro-batch batch_size={batch_size}, block_size={block_size} "
+            f"(peak {peak_gb:.1f} GiB allocated); {fix}")
+
+
+def prepare_out_dir(out_dir):
+    """Create out_dir, check it is writable, and remove temporary files of saves that were killed."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, f".write_test.{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise TrainError(f"out_dir {out_dir} is not a writable folder ({e.strerror}); choose another out_dir") from None
+    for name in os.listdir(out_dir):
+        if ".pt.tmp." in name:  # an interrupted atomic save; the checkpoint it was replacing is intact
+            os.remove(os.path.join(out_dir, name))
+
+
 def all_finite(model):
     return all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -214,7 +239,7 @@ class StopRequest:
 
 def prepare_dataset_if_missing(c):
     """Resolve the data folder; run the dataset's prepare.py first when asked and it is missing."""
-    path = c.data_dir or default_data_dir(c.dataset)
+    path = data_dir_of(vars(c))
     prepare = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", c.dataset, "prepare.py")
     if not os.path.isdir(path) or not os.listdir(path) or not any(
             f.endswith((".bin", ".npy")) for f in os.listdir(path)):
@@ -256,11 +281,6 @@ def main(settings, explicit):
     if ddp:
         rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
         world_size = int(os.environ["WORLD_SIZE"])
-        if c.device == "auto" and torch.cuda.is_available():
-            c.device = f"cuda:{local_rank}"
-            torch.cuda.set_device(c.device)
-        torch.distributed.init_process_group(backend=c.backend if "cuda" in c.device else "gloo")
-    master = rank == 0
     if c.gradient_accumulation_steps <= 0 or c.batch_size <= 0 or c.max_iters < 0:
         raise TrainError("batch_size and gradient_accumulation_steps must be positive, max_iters >= 0")
     if (c.batch_size * c.gradient_accumulation_steps) % world_size or c.gradient_accumulation_steps % world_size:
@@ -270,12 +290,18 @@ def main(settings, explicit):
         raise TrainError(f"on_nonfinite must be 'stop' or 'skip', got {c.on_nonfinite!r}")
     if c.eval_interval <= 0 or c.log_interval <= 0 or c.eval_iters <= 0:
         raise TrainError("eval_interval, log_interval and eval_iters must be positive")
+    if ddp:
+        if c.device == "auto" and torch.cuda.is_available():
+            c.device = f"cuda:{local_rank}"
+            torch.cuda.set_device(c.device)
+        torch.distributed.init_process_group(backend=c.backend if "cuda" in c.device else "gloo")
+    master = rank == 0
     micro_steps = c.gradient_accumulation_steps // world_size
     ckpt_interval = c.ckpt_interval or c.eval_interval
     device, dtype_name, ctx = setup_device(c.device, c.dtype, seed=c.seed + rank)
     device_type = device.split(":")[0]
     if master:
-        os.makedirs(c.out_dir, exist_ok=True)
+        prepare_out_dir(c.out_dir)
 
     # ---- data ----
     data_dir = prepare_dataset_if_missing(c)
@@ -287,8 +313,6 @@ def main(settings, explicit):
     # evaluation always reads the same fixed batches, so val losses are comparable across evals
     eval_loaders = {split: TokenLoader(data_dir, split, c.batch_size, c.block_size, "random", c.seed + 1,
                                        rank, world_size, device) for split in ("train", "val")}
-    for loader in (train_loader, eval_loaders["val"]):
-        loader.check_vocab(c.vocab_size)
     tokens_per_iter = c.gradient_accumulation_steps * c.batch_size * c.block_size
     if master:
         counts = dataset_summary(data_dir)
@@ -303,13 +327,17 @@ def main(settings, explicit):
                   f"max_iters <= {counts['train'] // tokens_per_iter:,} to stay within one epoch.")
 
     # ---- model and optimizer ----
-    model_args = model_args_from(c)
     if checkpoint is not None:
         model = model_from_checkpoint(checkpoint)
-        model_args = checkpoint["model_args"]
-    else:
-        model = GPT(GPTConfig(**model_args))
-        model_args = {name: getattr(model.config, name) for name in GPTConfig.field_names()}
+    elif c.init_from == "scratch":
+        model = GPT(GPTConfig(**model_args_from(c)))
+    else:  # 'gpt2', 'gpt2-medium', ... or a local Hugging Face folder
+        from hf import load_hf
+
+        model, _ = load_hf(c.init_from, block_size=c.block_size, dropout=c.dropout)
+    model_args = {name: getattr(model.config, name) for name in GPTConfig.field_names()}
+    for loader in (train_loader, eval_loaders["val"]):
+        loader.check_vocab(model.config.vocab_size)
     model.to(device)
     raw_model = model
     flops_per_token = raw_model.flops_per_token()
@@ -411,10 +439,8 @@ def main(settings, explicit):
                 scaler.scale(loss / micro_steps).backward()
         except torch.OutOfMemoryError:
             peak_gb = torch.cuda.max_memory_allocated(device) / 2**30 if device_type == "cuda" else 0.0
-            raise TrainError(
-                f"out of GPU memory with batch_size={c.batch_size}, block_size={c.block_size} "
-                f"(peak {peak_gb:.1f} GiB allocated); try batch_size={max(1, c.batch_size // 2)} with "
-                f"gradient_accumulation_steps={c.gradient_accumulation_steps * 2} (same tokens per step)") from None
+            raise TrainError(out_of_memory_message(c.batch_size, c.block_size, c.gradient_accumulation_steps,
+                                                   peak_gb)) from None
         scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), c.grad_clip if c.grad_clip > 0 else math.inf)
         loss_value = loss_sum.item() / micro_steps  # one sync per iteration
@@ -431,7 +457,7 @@ def main(settings, explicit):
             skipped_in_a_row += 1
             print(f"iteration {iter_num}: non-finite loss or gradient, batch skipped "
                   f"({skipped_in_a_row} in a row)", flush=True)
-            if skipped_in_a_row > c.max_skipped_in_a_row:
+            if skipped_in_a_row >= c.max_skipped_in_a_row:
                 raise TrainError(f"{skipped_in_a_row} non-finite batches in a row (max_skipped_in_a_row="
                                  f"{c.max_skipped_in_a_row}); stopping. Lower learning_rate or check the data")
         scaler.update()

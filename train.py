@@ -112,6 +112,24 @@ def get_lr(it, learning_rate, warmup_iters, lr_decay_iters, min_lr, decay_lr=Tru
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
 
 
+def forward_backward(model, next_batch, micro_steps, ctx, scaler, ddp=False, poison=False):
+    """Accumulate the gradients of the mean loss over micro_steps batches; returns the summed loss
+    (a tensor, so nothing waits for the GPU). poison multiplies the loss by NaN (a testing hook)."""
+    loss_sum = None
+    for micro_step in range(micro_steps):
+        x, y = next_batch()
+        if ddp:  # all-reduce gradients only on the last micro-step
+            model.require_backward_grad_sync = micro_step == micro_steps - 1
+        with ctx:
+            _, loss = model(x, y)
+        if poison:
+            loss = loss * float("nan")
+        loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+        # scaled so the summed gradients are those of the mean loss over all micro-steps
+        scaler.scale(loss / micro_steps).backward()
+    return loss_sum
+
+
 @torch.no_grad()
 def estimate_loss(model, loaders, eval_iters, ctx):
     """Mean loss over eval_iters batches of each loader; loaders restart from their seed, so
@@ -424,19 +442,9 @@ def main(settings, explicit):
         lr = get_lr(iter_num, c.learning_rate, c.warmup_iters, c.lr_decay_iters, c.min_lr, c.decay_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
         try:
-            for micro_step in range(micro_steps):
-                x, y = train_loader.next_batch()
-                if ddp:  # gradients are all-reduced only on the last micro-step
-                    model.require_backward_grad_sync = micro_step == micro_steps - 1
-                with ctx:
-                    _, loss = model(x, y)
-                if iter_num == c.inject_nan_at_iter:
-                    loss = loss * float("nan")
-                loss_sum += loss.detach()
-                # scale so the summed gradients are those of the mean loss over all micro-steps
-                scaler.scale(loss / micro_steps).backward()
+            loss_sum = forward_backward(model, train_loader.next_batch, micro_steps, ctx, scaler, ddp,
+                                        poison=iter_num == c.inject_nan_at_iter)
         except torch.OutOfMemoryError:
             peak_gb = torch.cuda.max_memory_allocated(device) / 2**30 if device_type == "cuda" else 0.0
             raise TrainError(out_of_memory_message(c.batch_size, c.block_size, c.gradient_accumulation_steps,

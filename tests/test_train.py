@@ -90,3 +90,26 @@ def test_bad_setting_is_one_line_error(char_dataset, tmp_path):
     result = run_script("train.py", f"--data_dir={tmp_path / 'missing'}", check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"dataset folder {tmp_path / 'missing'} does not exist" in result.stderr
+
+
+def test_epoch_accounting_warns_past_one_epoch(shakespeare_text, tmp_path):
+    data = tmp_path / "small"
+    run_script("-c", "import sys; sys.path.insert(0, 'data/shakespeare_char'); import prepare; "
+               f"prepare.prepare({shakespeare_text[:5000]!r}, {str(data)!r})")
+    out = str(tmp_path / "run")
+    result = run_script("train.py", *TINY, f"--data_dir={data}", f"--out_dir={out}", "--max_iters=20",
+                        "--eval_interval=20", "--lr_decay_iters=20")
+    assert "4,500 train / 500 val tokens; 512 tokens per iteration x 20 iterations = 10,240 tokens = 2.28 epochs" \
+        in result.stdout
+    assert "WARNING: this run reads the train split 2.3 times over" in result.stdout
+    assert "max_iters <= 8" in result.stdout
+    epochs = [r["epoch"] for r in read_metrics(out) if "epoch" in r]
+    assert epochs[-1] == pytest.approx(10240 / 4500, abs=1e-3) and epochs == sorted(epochs)
+
+
+def test_bench_reports_speed(char_dataset):
+    result = run_script("bench.py", *TINY, f"--data_dir={char_dataset}", "--real_data=True", "--bench_steps=3")
+    assert "2 micro-steps = 512 tokens per step" in result.stdout
+    assert "tokens/s, MFU n/a" in result.stdout
+    result = run_script("bench.py", *TINY, "--bench_steps=0", check=False)
+    assert result.returncode != 0 and result.stderr.strip() == "error: bench_steps must be positive and bench_warmup >= 0"

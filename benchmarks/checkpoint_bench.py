@@ -1,0 +1,51 @@
+"""
+Cost of one checkpoint save (atomic write + fsync) for GPT-2 124M with its AdamW state, on this
+machine, and of loading it back.
+
+    python benchmarks/checkpoint_bench.py [--repeats 3] [--dir /path/on/the/disk/to/test]
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from checkpoint import load_checkpoint  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
+from train import capture_rng_state, library_versions, write_checkpoint  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="folder to write in (default: a temporary folder)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768))
+    optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), "cpu")
+    idx = torch.randint(0, 50304, (1, 64))
+    model(idx, idx)[1].backward()
+    optimizer.step()  # creates the two AdamW moment buffers per parameter
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": {},
+                  "iter_num": 1, "rng": capture_rng_state(), "versions": library_versions()}
+    with tempfile.TemporaryDirectory(dir=args.dir) as out:
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            path = write_checkpoint(out, checkpoint)
+            times.append(time.perf_counter() - t0)
+        size_mb = os.path.getsize(path) / 1e6
+        t0 = time.perf_counter()
+        load_checkpoint(path)
+        load_s = time.perf_counter() - t0
+    print(f"GPT-2 124M ({model.num_params():,} params) + AdamW state: checkpoint {size_mb:.0f} MB; "
+          f"save {statistics.median(times):.2f} s median of {args.repeats} (min {min(times):.2f}, max {max(times):.2f}), "
+          f"{size_mb / statistics.median(times):.0f} MB/s; load {load_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -38,7 +38,7 @@ def write_shard(path, tokens):
 
     def write(f):
         f.write(header.tobytes())
-        f.write(tokens.astype(TOKEN_DTYPE, copy=False).tobytes())
+        f.write(memoryview(np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)))  # no extra copy of the data
 
     atomic_write(path, write)
 

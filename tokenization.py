@@ -39,12 +39,12 @@ class TiktokenTokenizer:
 
 
 class SentencePieceTokenizer:
-    def __init__(self, model_path):
+    def __init__(self, model_path, eot_id=None):
         import sentencepiece
 
         self.sp = sentencepiece.SentencePieceProcessor(model_file=model_path)
         self.vocab_size = self.sp.get_piece_size()
-        self.eot_id = self.sp.eos_id() if self.sp.eos_id() >= 0 else None
+        self.eot_id = eot_id  # the token between documents (llama2.c: BOS), as meta.json records it
 
     def encode(self, text):
         return self.sp.encode(text)
@@ -60,5 +60,5 @@ def get_tokenizer(meta, data_dir=""):
     if kind == "char":
         return CharTokenizer(meta["chars"])
     if kind == "sentencepiece":
-        return SentencePieceTokenizer(os.path.join(data_dir, meta["model_file"]))
+        return SentencePieceTokenizer(os.path.join(data_dir, meta["model_file"]), meta.get("eot_id"))
     return TiktokenTokenizer(kind)

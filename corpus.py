@@ -1,0 +1,275 @@
+"""
+What the data/*/prepare.py scripts share: documents from local files (iter_documents) or a
+datasets stream (dataset_texts), tokenization in worker processes (tokenize), and a streaming
+shard writer that resumes an interrupted run (ShardWriter; write_dataset puts it all together).
+
+The token stream is every document, in order, as [delimiter] + its tokens (delimiter: GPT-2's
+end-of-text 50256, or a SentencePiece model's BOS as in llama2.c). The writer cuts that stream
+into fixed-size shards (shards.py format), val first, so shard k depends only on the documents
+and the sizes. Memory stays bounded whatever the corpus: documents are streamed, a few batches
+are in flight, and one shard-sized uint16 buffer is filled and written.
+
+Resuming: shards are only ever visible complete (shards.write_shard renames a finished temp
+file), and delimiters appear only between documents, so the full shards already on disk say
+how many documents they hold and how far into the last one they reach. A rerun keeps them,
+skips those documents without tokenizing them, and continues from that token: its output is
+byte-identical to an uninterrupted run.
+"""
+import glob
+import itertools
+import json
+import math
+import os
+import re
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
+
+import numpy as np
+from tqdm import tqdm
+
+from shards import ShardError, open_tokens, read_header, read_meta, shard_name, write_meta, write_shard
+
+BATCH_CHARS = 1 << 20  # text per worker task: ~0.1 s of tokenizing, so IPC costs little
+GPT2_META = {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": 50256}
+
+
+def expand(patterns):
+    """Files matching each glob pattern, sorted within a pattern, in pattern order."""
+    files = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matches:
+            raise FileNotFoundError(f"{pattern}: no such file (or no file matches the pattern)")
+        files += matches
+    return list(dict.fromkeys(files))  # a file matched by two patterns is read once
+
+
+def dataset_texts(ds, field, source):
+    """The text field of every record of a datasets IterableDataset (e.g. streamed from the
+    Hub), read in batches: much cheaper than record by record."""
+    for batch in ds.iter(batch_size=1000):
+        if field not in batch:
+            raise ValueError(f"{source}: records have no {field!r} field (they have {', '.join(batch)}); "
+                             f"pass the right --text-field")
+        yield from batch[field]
+
+
+def iter_documents(files, text_field="text"):
+    """Documents of local files, in order: a .txt file is one document; .jsonl/.json (JSON lines,
+    or one list of objects) and .parquet files give one document per record, streamed (a JSON
+    list is loaded whole). Read with json and pyarrow directly: datasets' loaders cost ~2 s to
+    start, more per file, and 3x the time per byte for JSON lines."""
+    for path in files:
+        ext = os.path.splitext(path)[1].lower()
+        if ext == ".txt":
+            with open(path, encoding="utf-8") as f:
+                yield f.read()
+        elif ext == ".parquet":
+            yield from _parquet_texts(path, text_field)
+        elif ext in (".jsonl", ".json"):
+            yield from _json_texts(path, text_field)
+        else:
+            raise ValueError(f"{path}: unsupported file type; use .txt, .jsonl, .json or .parquet")
+
+
+def _parquet_texts(path, field):
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    if field not in pf.schema_arrow.names:
+        raise ValueError(f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); "
+                         f"pass the right --text-field")
+    for batch in pf.iter_batches(batch_size=1000, columns=[field]):
+        yield from (text for text in batch.column(0).to_pylist() if text is not None)
+
+
+def _json_texts(path, field):
+    with open(path, encoding="utf-8") as f:
+        is_list = f.read(4096).lstrip().startswith("[")
+        f.seek(0)
+        records = json.load(f) if is_list else (json.loads(line) for line in f if line.strip())
+        for record in records:
+            if field not in record:
+                raise ValueError(f"{path}: a record has no {field!r} field (it has {', '.join(record)}); "
+                                 f"pass the right --text-field")
+            if record[field] is not None:
+                yield record[field]
+
+
+def load_encoder(model_file=None):
+    """encode(text) -> token ids: GPT-2 (tiktoken), or the SentencePiece model in model_file."""
+    if model_file is None:
+        import tiktoken
+
+        enc = tiktoken.get_encoding("gpt2")
+
+        def encode(text):
+            try:  # a numpy array straight from tiktoken's buffer; "<|endoftext|>" in text stays text
+                return enc.encode_to_numpy(text, disallowed_special=())
+            except UnicodeEncodeError:  # lone surrogates: encode_ordinary replaces them
+                return enc.encode_ordinary(text)
+
+        return encode
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=model_file).encode
+
+
+def _init_worker(model_file, delimiter):
+    global _encode, _delimiter
+    _encode, _delimiter = load_encoder(model_file), delimiter
+
+
+def _encode_batch(texts):
+    parts = []
+    for text in texts:
+        parts += ([_delimiter], _encode(text))
+    return np.concatenate(parts).astype(np.uint16)  # 2 bytes a token back to the parent
+
+
+def _batches(texts, batch_chars):
+    batch, size = [], 0
+    for text in texts:
+        batch.append(text)
+        size += len(text)
+        if size >= batch_chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def tokenize(texts, delimiter, model_file=None, num_proc=None, batch_chars=BATCH_CHARS):
+    """The token stream of texts, each as [delimiter] + its tokens, as uint16 arrays (one per
+    batch of documents), in order, tokenized by num_proc worker processes. Only 2*num_proc
+    batches are in flight at a time (Pool.imap would read the whole input ahead into memory)."""
+    num_proc = num_proc or os.cpu_count()
+    # loaded here first, forked workers inherit the tokenizer (tiktoken caches it) instead of each
+    # spending ~0.3 s of CPU on loading it; the initializer loads it where workers are spawned
+    _init_worker(model_file, delimiter)
+    # an executor, not multiprocessing.Pool: a worker killed (e.g. out of memory) fails the run
+    # instead of hanging it forever
+    with ProcessPoolExecutor(num_proc, initializer=_init_worker, initargs=(model_file, delimiter)) as pool:
+        pending = deque()
+        try:
+            for batch in _batches(texts, batch_chars):
+                pending.append(pool.submit(_encode_batch, batch))
+                if len(pending) >= 2 * num_proc:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise RuntimeError("a tokenizer process died (out of memory?); run the same command again to resume "
+                               "where it stopped") from None
+
+
+class ShardWriter:
+    """Shards <name>_<split>_<index>.bin in out_dir, numbered from first_index: the first
+    val_tokens tokens go to val shards (math.inf: all of them), the rest to train shards,
+    every shard shard_tokens long except the last; at most max_tokens in all. Complete shards
+    already there are kept and writing continues after them (the last shard of a run is short,
+    so it is rewritten: the stream may now go further)."""
+
+    def __init__(self, out_dir, name, shard_tokens, val_tokens=0, first_index=0, max_tokens=None):
+        if shard_tokens < 1:
+            raise ValueError(f"shard_tokens must be positive, got {shard_tokens}")
+        self.out_dir, self.name, self.shard_tokens = out_dir, name, shard_tokens
+        self.val_tokens, self.first_index = val_tokens, first_index
+        self.max_tokens = math.inf if max_tokens is None else int(max_tokens)
+        self.splits = [s for s, wanted in (("val", val_tokens > 0), ("train", val_tokens < math.inf)) if wanted]
+        self.done = []  # complete shards, from first_index up to the first missing, invalid or short one
+        self.index, self.total = first_index, 0  # next shard to write, tokens in shards
+        while True:
+            path, size = self.layout(self.index)
+            try:
+                if read_header(path) != size or self.total + size > self.max_tokens:
+                    break
+            except ShardError:
+                break
+            self.done.append(path)
+            self.index, self.total = self.index + 1, self.total + size
+
+    def layout(self, index):
+        """(path, size) of shard index when full."""
+        start = (index - self.first_index) * self.shard_tokens
+        split, size = ("val", min(self.shard_tokens, self.val_tokens - start)) if start < self.val_tokens \
+            else ("train", self.shard_tokens)
+        return os.path.join(self.out_dir, shard_name(self.name, split, index)), size
+
+    def resume_point(self, delimiter):
+        """(documents to skip, tokens to drop from the next one) to continue after the complete
+        shards: they hold n delimiters, so documents 0..n-2 are whole in them and document n-1
+        has its first `tail` tokens there."""
+        docs, tail = 0, 0
+        for path in self.done:
+            tokens = open_tokens(path)
+            starts = np.flatnonzero(tokens == delimiter)
+            docs += len(starts)
+            tail = len(tokens) - starts[-1] if len(starts) else tail + len(tokens)
+        return max(docs - 1, 0), tail
+
+    def write(self, arrays, progress=None):
+        """Write the token stream (uint16 arrays) after the complete shards, until it ends or
+        max_tokens tokens are in shards; then delete stale shards beyond the end.
+        Returns (index after the last shard, total tokens)."""
+        for tmp in glob.glob(os.path.join(self.out_dir, f"{self.name}_*.bin.tmp.*")):
+            os.remove(tmp)  # left by a killed run
+        budget = self.max_tokens - self.total
+        buf = np.empty(self.shard_tokens, dtype=np.uint16)
+        fill = 0
+        for tokens in arrays if budget > 0 else ():
+            tokens = tokens[:budget] if len(tokens) > budget else tokens
+            budget -= len(tokens)
+            while len(tokens):
+                path, size = self.layout(self.index)
+                n = min(size - fill, len(tokens))
+                buf[fill:fill + n] = tokens[:n]
+                fill, tokens, self.total = fill + n, tokens[n:], self.total + n
+                if fill == size:
+                    write_shard(path, buf[:size])
+                    self.index, fill = self.index + 1, 0
+                if progress is not None:
+                    progress.update(n)
+            if budget == 0:
+                break
+        if fill:
+            write_shard(self.layout(self.index)[0], buf[:fill])
+            self.index += 1
+        for split in self.splits:  # e.g. from an earlier run with a larger max_tokens
+            for path in glob.glob(os.path.join(self.out_dir, f"{self.name}_{split}_*.bin")):
+                match = re.fullmatch(rf"{re.escape(self.name)}_{split}_(\d+)\.bin", os.path.basename(path))
+                if match and int(match.group(1)) >= self.index:
+                    os.remove(path)
+        return self.index, self.total
+
+
+def write_dataset(docs, out_dir, name, meta, shard_tokens, val_tokens=0, first_index=0, max_tokens=None,
+                  model_file=None, num_proc=None, desc=None):
+    """Write meta.json, then tokenize an iterable of documents into shards (see ShardWriter),
+    resuming after the complete shards already in out_dir. Returns (index after the last
+    shard, total tokens)."""
+    os.makedirs(out_dir, exist_ok=True)
+    old = read_meta(out_dir)
+    if old not in (None, meta) and glob.glob(os.path.join(out_dir, f"{name}_*.bin")):
+        raise ValueError(f"{out_dir}: holds {name} shards of another tokenizer (meta.json: {old}); "
+                         f"delete them or choose another output folder")
+    write_meta(out_dir, meta)
+    writer = ShardWriter(out_dir, name, shard_tokens, val_tokens, first_index, max_tokens)
+    delimiter = meta["eot_id"]  # GPT-2's end-of-text, or a SentencePiece model's BOS
+    skip, drop = writer.resume_point(delimiter)
+    if writer.done:
+        print(f"{name}: resuming after {len(writer.done)} complete shards ({writer.total:,} tokens)")
+    with closing(tokenize(itertools.islice(docs, skip, None), delimiter, model_file, num_proc)) as arrays, \
+            tqdm(desc=desc or name, total=max_tokens, initial=writer.total, unit="tok", unit_scale=True) as progress:
+        return writer.write(_drop(arrays, drop), progress)
+
+
+def _drop(arrays, n):
+    """The stream without its first n tokens."""
+    for tokens in arrays:
+        cut = min(n, len(tokens))
+        n -= cut
+        if cut < len(tokens):
+            yield tokens[cut:]

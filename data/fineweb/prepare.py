@@ -1,0 +1,72 @@
+"""
+FineWeb / FineWeb-Edu as GPT-2 token shards, like llm.c's dev/data/fineweb.py.
+
+    python data/fineweb/prepare.py                                    # sample-10BT, streamed from the Hub
+    python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max-tokens 14.6e9
+    python data/fineweb/prepare.py --local 'fineweb/*.parquet'         # files already on disk, offline
+
+Streams the documents (no copy of the dataset is stored, none is held in memory), tokenizes
+them in --num-proc processes, each document preceded by <|endoftext|> (50256), and writes shards
+of --shard-tokens tokens, llm.c's layout: <name>_val_000000.bin (the first shard), then
+<name>_train_000001.bin, ... with <name> = fineweb or fineweb_edu, plus meta.json, in
+data/<name>/ (or --out_dir). Run again with the same arguments, an interrupted run continues
+where it stopped (the documents already in shards are streamed again but not tokenized); delete
+the folder to start afresh. Importable: prepare(...) does the same.
+"""
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", ".."))
+from corpus import GPT2_META, dataset_texts, expand, iter_documents, write_dataset  # noqa: E402
+
+REPOS = {"fineweb": "HuggingFaceFW/fineweb", "fineweb-edu": "HuggingFaceFW/fineweb-edu"}
+
+
+def default_out_dir(dataset):
+    return os.path.join(HERE, "..", dataset.replace("-", "_"))
+
+
+def hub_documents(dataset, subset):
+    from datasets import load_dataset
+
+    ds = load_dataset(REPOS[dataset], name=subset, split="train", streaming=True)
+    return dataset_texts(ds, "text", f"{REPOS[dataset]} ({subset})")
+
+
+def prepare(dataset="fineweb", subset="sample-10BT", local=None, out_dir=None, shard_tokens=100_000_000,
+            max_tokens=None, num_proc=None, text_field="text"):
+    """Write the shards and meta.json; local: glob patterns of .parquet/.jsonl/.txt files to read
+    instead of the Hub. Returns (shards, tokens)."""
+    if dataset not in REPOS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(REPOS)}")
+    name = dataset.replace("-", "_")
+    out_dir = out_dir or default_out_dir(dataset)
+    docs = iter_documents(expand(local), text_field) if local else hub_documents(dataset, subset)
+    return write_dataset(docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=shard_tokens, max_tokens=max_tokens,
+                         num_proc=num_proc)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="fineweb", choices=sorted(REPOS))
+    parser.add_argument("--subset", default="sample-10BT",
+                        help="Hub config: sample-10BT, sample-100BT, sample-350BT, CC-MAIN-2024-10, ...")
+    parser.add_argument("--local", nargs="+", metavar="FILES", help="read these files (globs) instead of the Hub")
+    parser.add_argument("--text-field", default="text", help="record field holding the text (--local jsonl/parquet)")
+    parser.add_argument("--out_dir", help="default: data/fineweb or data/fineweb_edu")
+    parser.add_argument("--shard-tokens", type=int, default=100_000_000)
+    parser.add_argument("--max-tokens", type=lambda s: int(float(s)), help="stop after this many tokens, e.g. 14.6e9")
+    parser.add_argument("--num-proc", type=int, default=os.cpu_count(), help="tokenizer processes")
+    args = parser.parse_args(argv)
+    try:
+        shards, tokens = prepare(args.dataset, args.subset, args.local, args.out_dir, args.shard_tokens,
+                                 args.max_tokens, args.num_proc, args.text_field)
+    except (OSError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    print(f"{tokens:,} tokens in {shards} shards in {args.out_dir or default_out_dir(args.dataset)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+import glob
+import importlib.util
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, run_script
+from shards import open_tokens, read_header, read_meta
+from tokenization import get_tokenizer
+
+EOT = 50256
+SHARD = 5000
+
+
+def load_script(dataset):
+    """A data/<dataset>/prepare.py as a module (they are all named prepare)."""
+    path = os.path.join(ROOT, "data", dataset, "prepare.py")
+    spec = importlib.util.spec_from_file_location(f"prepare_{dataset}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def shard_files(folder):
+    """{file name: bytes} of a folder's shards."""
+    return {p.name: p.read_bytes() for p in map(Path, glob.glob(os.path.join(folder, "*_*_*.bin")))}
+
+
+def shard_paths(folder):
+    """A folder's shards in index order (val first, then train), numbered without gaps."""
+    paths = sorted(glob.glob(os.path.join(folder, "*_*_*.bin")), key=lambda p: int(p[-10:-4]))
+    assert [int(p[-10:-4]) for p in paths] == list(range(len(paths)))
+    return paths
+
+
+def token_stream(folder):
+    return np.concatenate([open_tokens(p) for p in shard_paths(folder)])
+
+
+def split_documents(tokens, delimiter):
+    """The token lists of the documents in a stream where each one starts with the delimiter."""
+    assert tokens[0] == delimiter
+    return [doc[1:].tolist() for doc in np.split(tokens, np.flatnonzero(tokens == delimiter))[1:]]
+
+
+@pytest.fixture(scope="module")
+def docs(shakespeare_text):
+    """Passages of 100-3000 characters, one of 40,000 (longer than two shards), an empty one
+    and one with special-token text and non-ASCII characters."""
+    rng = random.Random(0)
+    out = []
+    for _ in range(60):
+        n = rng.randint(100, 3000)
+        start = rng.randrange(len(shakespeare_text) - n)
+        out.append(shakespeare_text[start:start + n])
+    out[30] = shakespeare_text[:40_000]
+    out[10] = ""
+    out[20] = "a <|endoftext|> in the text is text; naïve café 😀 ünïcödé\n"
+    return out
+
+
+@pytest.fixture(scope="module")
+def files(docs, tmp_path_factory):
+    """The documents as a jsonl file, a parquet file (with an extra column) and a .txt file."""
+    folder = tmp_path_factory.mktemp("corpus")
+    jsonl, parquet, txt = folder / "a.jsonl", folder / "b.parquet", folder / "c.txt"
+    jsonl.write_text("".join(json.dumps({"text": d, "id": i}) + "\n" for i, d in enumerate(docs[:40])),
+                     encoding="utf-8")
+    pq.write_table(pa.table({"id": list(range(40, 59)), "text": docs[40:59]}), parquet, row_group_size=7)
+    txt.write_text(docs[59], encoding="utf-8")
+    return [str(jsonl), str(parquet), str(txt)]
+
+
+@pytest.fixture(scope="module")
+def reference(files, tmp_path_factory):
+    """data/text/prepare.py's output for the corpus, uninterrupted."""
+    out = tmp_path_factory.mktemp("reference")
+    load_script("text").prepare(files, str(out), val_tokens=3000, shard_tokens=SHARD, num_proc=2)
+    return str(out)
+
+
+def test_text_round_trip(docs, reference):
+    import tiktoken
+
+    enc = tiktoken.get_encoding("gpt2")
+    names = sorted(shard_files(reference))
+    assert names[0] == "text_train_000001.bin" and names[-1] == "text_val_000000.bin"
+    sizes = [read_header(os.path.join(reference, f"text_{'val' if i == 0 else 'train'}_{i:06d}.bin"))
+             for i in range(len(names))]
+    assert sizes[0] == 3000 and set(sizes[1:-1]) == {SHARD} and 0 < sizes[-1] <= SHARD
+    tokens = token_stream(reference)
+    assert [enc.decode(d) for d in split_documents(tokens, EOT)] == docs
+    assert read_meta(reference) == {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT}
+
+
+def test_resume_is_byte_identical(files, reference, tmp_path, capsys):
+    expected = shard_files(reference)
+    no_delimiter = [i for i, p in enumerate(shard_paths(reference)) if EOT not in open_tokens(p)]
+    assert no_delimiter, "the corpus should have a shard inside one document"
+    text = load_script("text")
+    for keep in (1, no_delimiter[0] + 1, len(expected) - 1):
+        out = tmp_path / f"keep{keep}"
+        out.mkdir()
+        for name, data in expected.items():  # an interrupted run: its complete shards...
+            if int(name[-10:-4]) < keep:
+                (out / name).write_bytes(data)
+        name = os.path.basename(shard_paths(reference)[keep])  # ...a truncated shard and a temp file
+        (out / name).write_bytes(expected[name][:2000])
+        (out / f"{name}.tmp.12345").write_bytes(expected[name][:3000])
+        text.prepare(files, str(out), val_tokens=3000, shard_tokens=SHARD, num_proc=2)
+        assert f"resuming after {keep} complete shards" in capsys.readouterr().out
+        assert shard_files(out) == expected
+        assert not glob.glob(str(out / "*.tmp.*"))
+
+
+def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path):
+    text = load_script("text")
+    text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, max_tokens=12_345, num_proc=2)
+    assert [read_header(tmp_path / n) for n in ("text_val_000000.bin", "text_train_000001.bin",
+                                                 "text_train_000002.bin")] == [3000, SHARD, 4345]
+    assert len(shard_files(tmp_path)) == 3
+    np.testing.assert_array_equal(token_stream(tmp_path), token_stream(reference)[:12_345])
+    text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, num_proc=2)  # a larger budget
+    assert shard_files(tmp_path) == shard_files(reference)
+    text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, max_tokens=8000, num_proc=2)
+    assert sorted(shard_files(tmp_path)) == ["text_train_000001.bin", "text_val_000000.bin"]
+
+
+def test_fineweb_local_parquet_and_hub_path_agree(docs, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    parquet = tmp_path / "fw.parquet"
+    pq.write_table(pa.table({"text": docs, "url": [f"u{i}" for i in range(len(docs))]}), parquet, row_group_size=16)
+    local = tmp_path / "local"
+    run_script("data/fineweb/prepare.py", "--local", str(parquet), "--out_dir", str(local),
+               "--shard-tokens", str(SHARD), "--num-proc", "2")
+    names = sorted(shard_files(local))
+    assert names[0] == "fineweb_train_000001.bin" and names[-1] == "fineweb_val_000000.bin"
+    assert read_header(local / "fineweb_val_000000.bin") == SHARD
+    import tiktoken
+
+    enc = tiktoken.get_encoding("gpt2")
+    assert [enc.decode(d) for d in split_documents(token_stream(local), EOT)] == docs
+
+    # the Hub path, offline: datasets streams the same parquet file in place of HuggingFaceFW/fineweb-edu
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo, name, split, streaming: real(
+        "parquet", data_files=[str(parquet)], split=split, streaming=streaming))
+    hub = tmp_path / "hub"
+    load_script("fineweb").prepare("fineweb-edu", "sample-10BT", out_dir=str(hub), shard_tokens=SHARD, num_proc=2)
+    assert shard_files(hub) == {n.replace("fineweb", "fineweb_edu"): b for n, b in shard_files(local).items()}
+
+
+CRASH = """
+import os, runpy, signal, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+import corpus, fsutil, shards
+
+written = []
+
+def write_shard(path, tokens):  # dies half-way through writing the 4th shard, like a kill -9
+    if len(written) == 3:
+        def half(f):
+            f.write(np.zeros(256, "<i4").tobytes() + np.asarray(tokens[:len(tokens) // 2], "<u2").tobytes())
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        fsutil.atomic_write(path, half)
+    shards.write_shard(path, tokens)
+    written.append(path)
+
+corpus.write_shard = write_shard
+sys.argv = ["prepare.py", *{args!r}]
+runpy.run_path(os.path.join({root!r}, "data", "fineweb", "prepare.py"), run_name="__main__")
+"""
+
+
+def test_killed_prepare_leaves_only_complete_shards(files, tmp_path):
+    args = ["--local", *files, "--out_dir", str(tmp_path / "out"), "--shard-tokens", str(SHARD), "--num-proc", "2"]
+    proc = subprocess.Popen([sys.executable, "-c", CRASH.format(root=ROOT, args=args)], cwd=ROOT,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # its orphaned pool workers
+        except ProcessLookupError:
+            pass
+    out = tmp_path / "out"
+    assert len(glob.glob(str(out / "*.tmp.*"))) == 1  # the shard being written when it died...
+    visible = shard_files(out)
+    assert sorted(visible) == ["fineweb_train_000001.bin", "fineweb_train_000002.bin", "fineweb_val_000000.bin"]
+    for name in visible:  # ...is not visible: every shard there is complete
+        assert read_header(out / name) == SHARD
+    run_script("data/fineweb/prepare.py", *args)
+    reference = tmp_path / "reference"
+    run_script("data/fineweb/prepare.py", *args[:-5], str(reference), *args[-4:])
+    assert shard_files(out) == shard_files(reference)
+    assert not glob.glob(str(out / "*.tmp.*"))
+
+
+def test_tinystories_sentencepiece(docs, tmp_path):
+    stories = [d.strip() for d in docs if d.strip()][:50]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data00.json").write_text(json.dumps([{"story": s} for s in stories[:10]]), encoding="utf-8")
+    (data / "data01.json").write_text(json.dumps([{"story": " " + s + "\n"} for s in stories[10:]]), encoding="utf-8")
+    out = tmp_path / "out"
+    load_script("tinystories").main(["--local", str(data / "data*.json"), "--vocab-size", "400", "--out_dir", str(out),
+                                     "--shard-tokens", str(SHARD), "--num-proc", "2"])
+    meta = read_meta(out)
+    assert meta == {"tokenizer": "sentencepiece", "model_file": "tok400.model", "vocab_size": 400, "eot_id": 1}
+    tok = get_tokenizer(meta, str(out))
+    assert tok.vocab_size == 400 and tok.eot_id == 1  # BOS separates stories, so sampling stops there
+    for s in stories[:5]:
+        assert tok.decode(tok.encode(s)) == s
+    names = [os.path.basename(p) for p in shard_paths(out)]
+    val = [n for n in names if "_val_" in n]
+    assert val and names[:len(val)] == val and all("_train_" in n for n in names[len(val):])
+    # data00.json is the validation set (as in llama2.c); every story starts with BOS, stripped
+    decoded = [tok.decode(d) for d in split_documents(token_stream(out), meta["eot_id"])]
+    assert decoded == stories
+    assert os.path.getsize(out / "tok400.model") > 0 and not glob.glob(str(out / "*.tmp*"))
+
+
+def test_tinystories_gpt2_with_val_files(docs, tmp_path):
+    train, val = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
+    train.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[:30]), encoding="utf-8")
+    val.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[50:]), encoding="utf-8")
+    out = tmp_path / "out"
+    load_script("tinystories").prepare([str(train)], [str(val)], str(out), shard_tokens=SHARD, num_proc=2,
+                                       text_field="text")
+    import tiktoken
+
+    enc = tiktoken.get_encoding("gpt2")
+    val_tokens = np.concatenate([open_tokens(p) for p in sorted(glob.glob(str(out / "*_val_*.bin")))])
+    assert [enc.decode(d) for d in split_documents(val_tokens, EOT)] == [d.strip() for d in docs[50:]]
+    everything = [enc.decode(d) for d in split_documents(token_stream(out), EOT)]
+    assert everything == [d.strip() for d in docs[50:] + docs[:30]]  # val shards first
+    assert read_meta(out)["tokenizer"] == "gpt2"
+
+
+def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, data in shard_files(reference).items():
+        (out / name.replace("text_", "tinystories_")).write_bytes(data)
+    (out / "meta.json").write_text(json.dumps({"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT}))
+    with pytest.raises(SystemExit, match=r"^error: .*out: holds tinystories shards of another tokenizer"):
+        load_script("tinystories").main(["--local", *files[:1], "--local-val", files[1], "--text-field", "text",
+                                         "--vocab-size", "400", "--out_dir", str(out)])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "nowhere/*.jsonl"], r"nowhere/\*\.jsonl: no such file"),
+    (["--input", "{csv}"], r"a\.csv: unsupported file type"),
+    (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: a record has no 'body' field \(it has text, id\)"),
+    (["--input", "{parquet}", "--text-field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
+])
+def test_text_errors_are_one_line(files, tmp_path, args, message):
+    csv = tmp_path / "a.csv"
+    csv.write_text("x")
+    args = [a.format(csv=csv, jsonl=files[0], parquet=files[1]) for a in args]
+    with pytest.raises(SystemExit, match=rf"^error: .*{message}"):
+        load_script("text").main([*args, "--out_dir", str(tmp_path / "out"), "--num-proc", "1"])
+

@@ -93,7 +93,7 @@ from checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, 
 from loader import TokenLoader, data_dir_of, dataset_summary  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 from runtime import SetupError, peak_flops as lookup_peak_flops, setup_device  # noqa: E402
-from shards import ShardError, read_meta  # noqa: E402
+from shards import ShardError, find_shards, read_meta  # noqa: E402
 
 
 class TrainError(Exception):
@@ -256,19 +256,22 @@ class StopRequest:
 
 
 def prepare_dataset_if_missing(c):
-    """Resolve the data folder; run the dataset's prepare.py first when asked and it is missing."""
+    """Resolve the data folder; run the dataset's prepare.py first when asked and it has no shards."""
     path = data_dir_of(vars(c))
+    if find_shards(path, "train"):
+        return path
     prepare = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", c.dataset, "prepare.py")
-    if not os.path.isdir(path) or not os.listdir(path) or not any(
-            f.endswith((".bin", ".npy")) for f in os.listdir(path)):
-        if c.auto_prepare and not c.data_dir and os.path.exists(prepare):
-            print(f"dataset {c.dataset!r} not prepared yet: running {prepare}", flush=True)
-            subprocess.run([sys.executable, prepare], check=True)
-        elif not os.path.isdir(path):
-            hint = f"run: python {os.path.relpath(prepare)}" if os.path.exists(prepare) else \
-                "prepare it with data/text/prepare.py, or set data_dir"
-            raise TrainError(f"dataset folder {path} does not exist; {hint}")
-    return path
+    if c.auto_prepare and not c.data_dir and os.path.exists(prepare):
+        print(f"dataset {c.dataset!r} not prepared yet: running {prepare}", flush=True)
+        subprocess.run([sys.executable, prepare], check=True)
+        return path
+    if c.dataset == "fineweb_edu":
+        hint = "run: python data/fineweb/prepare.py --dataset fineweb-edu"
+    elif os.path.exists(prepare) and not c.data_dir:
+        hint = f"run: python {os.path.relpath(prepare)}"
+    else:
+        hint = "prepare it with a data/*/prepare.py script (data/text/prepare.py for your own files), or set data_dir"
+    raise TrainError(f"no train shards in {path} (or the folder does not exist); {hint}")
 
 
 def resolve_config(settings, explicit):

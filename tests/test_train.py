@@ -89,7 +89,7 @@ def test_bad_setting_is_one_line_error(char_dataset, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = run_script("train.py", f"--data_dir={tmp_path / 'missing'}", check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert f"dataset folder {tmp_path / 'missing'} does not exist" in result.stderr
+    assert f"no train shards in {tmp_path / 'missing'} (or the folder does not exist)" in result.stderr
 
 
 def test_epoch_accounting_warns_past_one_epoch(shakespeare_text, tmp_path):

@@ -2,6 +2,9 @@
 What the data/*/prepare.py scripts share: documents from local files (iter_documents) or a
 datasets stream (dataset_texts), tokenization in worker processes (tokenize), and a streaming
 shard writer that resumes an interrupted run (ShardWriter; write_dataset puts it all together).
+The workers also parse local files, so that the main process, which only reads and writes,
+leaves them the CPU: the throughput is close to the tokenizer's on all cores
+(benchmarks/prepare_bench.py).
 
 The token stream is every document, in order, as [delimiter] + its tokens (delimiter: GPT-2's
 end-of-text 50256, or a SentencePiece model's BOS as in llama2.c). The writer cuts that stream
@@ -16,7 +19,6 @@ skips those documents without tokenizing them, and continues from that token: it
 byte-identical to an uninterrupted run.
 """
 import glob
-import itertools
 import json
 import math
 import os
@@ -31,7 +33,7 @@ from tqdm import tqdm
 
 from shards import ShardError, open_tokens, read_header, read_meta, shard_name, write_meta, write_shard
 
-BATCH_CHARS = 1 << 20  # text per worker task: ~0.1 s of tokenizing, so IPC costs little
+BATCH_BYTES = 1 << 20  # text per worker task: ~0.1 s of tokenizing, so IPC costs little
 GPT2_META = {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": 50256}
 
 
@@ -58,44 +60,134 @@ def dataset_texts(ds, field, source):
 
 def iter_documents(files, text_field="text"):
     """Documents of local files, in order: a .txt file is one document; .jsonl/.json (JSON lines,
-    or one list of objects) and .parquet files give one document per record, streamed (a JSON
-    list is loaded whole). Read with json and pyarrow directly: datasets' loaders cost ~2 s to
-    start, more per file, and 3x the time per byte for JSON lines."""
+    or one list of objects) and .parquet files give one document per record with a non-null text,
+    streamed (a JSON list is loaded whole). Read with json and pyarrow directly: datasets' loaders
+    cost ~2 s to start, more per file, and 3x the time per byte for JSON lines.
+    Iterating the result gives the texts; write_dataset takes its batches() instead."""
     for path in files:
-        ext = os.path.splitext(path)[1].lower()
-        if ext == ".txt":
-            with open(path, encoding="utf-8") as f:
-                yield f.read()
-        elif ext == ".parquet":
-            yield from _parquet_texts(path, text_field)
-        elif ext in (".jsonl", ".json"):
-            yield from _json_texts(path, text_field)
-        else:
+        if os.path.splitext(path)[1].lower() not in (".txt", ".parquet", ".jsonl", ".json"):
             raise ValueError(f"{path}: unsupported file type; use .txt, .jsonl, .json or .parquet")
+    if any(path.lower().endswith(".parquet") for path in files):
+        # imported now, not mid-run: forked workers then inherit it (they unpickle Arrow arrays)
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+
+        # malloc keeps freed memory for the next batch; pyarrow's default, mimalloc, hands it back to
+        # the OS, and faulting it in again costs this process a third more CPU time per parquet byte
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+    return LocalDocuments(files, text_field)
 
 
-def _parquet_texts(path, field):
+class LocalDocuments:
+    """What iter_documents returns. Its batches() leave the parsing to the tokenizer processes: the
+    main process only finds line boundaries in JSON lines files (a worker reads and parses the
+    lines) and reads parquet files as Arrow arrays (a worker makes them strings)."""
+
+    def __init__(self, files, text_field):
+        self.files, self.field = files, text_field
+
+    def __iter__(self):
+        for read, source in self.batches():
+            yield from read(source)
+
+    def batches(self):
+        """(read, source) pairs: read(source) is the list of texts of the next documents."""
+        for path in self.files:
+            ext = os.path.splitext(path)[1].lower()
+            if ext == ".txt":
+                yield _read_text, path
+            elif ext == ".parquet":
+                yield from _parquet_batches(path, self.field)
+            else:
+                yield from _json_batches(path, self.field)
+
+
+def _read_text(path):
+    with open(path, encoding="utf-8") as f:
+        return [f.read()]
+
+
+def _parquet_batches(path, field):
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
     if field not in pf.schema_arrow.names:
         raise ValueError(f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); "
                          f"pass the right --text-field")
-    for batch in pf.iter_batches(batch_size=1000, columns=[field]):
-        yield from (text for text in batch.column(0).to_pylist() if text is not None)
+    # rows for about BATCH_BYTES of text, from the column's size in the file's metadata
+    meta = pf.metadata
+    chunks = [meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns)]
+    size = sum(chunk.total_uncompressed_size for chunk in chunks if chunk.path_in_schema == field)
+    rows = max(1, BATCH_BYTES * meta.num_rows // max(size, 1))
+    for batch in pf.iter_batches(batch_size=rows, columns=[field]):
+        yield _arrow_texts, batch.column(0)  # pickled as its buffers: no per-text work here
 
 
-def _json_texts(path, field):
-    with open(path, encoding="utf-8") as f:
-        is_list = f.read(4096).lstrip().startswith("[")
-        f.seek(0)
-        records = json.load(f) if is_list else (json.loads(line) for line in f if line.strip())
-        for record in records:
-            if field not in record:
-                raise ValueError(f"{path}: a record has no {field!r} field (it has {', '.join(record)}); "
-                                 f"pass the right --text-field")
-            if record[field] is not None:
-                yield record[field]
+def _arrow_texts(array):
+    return [text for text in array.to_pylist() if text is not None]
+
+
+def _json_batches(path, field):
+    with open(path, "rb") as f:
+        if f.read(4096).lstrip().startswith(b"["):  # one JSON list: parsed whole, here
+            f.seek(0)
+            yield from _text_batches(_field_texts(json.loads(f.read().decode("utf-8")), path, field))
+            return
+        # JSON lines: runs of whole lines, as byte ranges that the worker reads (no text through a pipe)
+        start, size = 0, os.fstat(f.fileno()).st_size
+        while start < size:
+            f.seek(start + BATCH_BYTES)
+            f.readline()
+            end = min(f.tell(), size)
+            yield _json_lines, (path, start, end, field)
+            start = end
+
+
+def _json_lines(source):
+    path, start, end, field = source
+    with open(path, "rb") as f:
+        f.seek(start)
+        chunk = f.read(end - start)
+    # bytes.splitlines breaks lines where text-mode reading does (\n, \r\n, \r), unlike str.splitlines
+    lines = (line.decode("utf-8") for line in chunk.splitlines())
+    return _field_texts((json.loads(line) for line in lines if line.strip()), path, field)
+
+
+def _field_texts(records, path, field):
+    """The non-null values of field in records."""
+    texts = []
+    for record in records:
+        if field not in record:
+            raise ValueError(f"{path}: a record has no {field!r} field (it has {', '.join(record)}); "
+                             f"pass the right --text-field")
+        if record[field] is not None:
+            texts.append(record[field])
+    return texts
+
+
+def _text_batches(texts):
+    """Texts in batches of about BATCH_BYTES characters, as (read, source) pairs."""
+    batch, size = [], 0
+    for text in texts:
+        batch.append(text)
+        size += len(text)
+        if size >= BATCH_BYTES:
+            yield list, batch
+            batch, size = [], 0
+    if batch:
+        yield list, batch
+
+
+def _skip(batches, n):
+    """Batches without their first n documents, which are parsed here to be counted."""
+    for read, source in batches:
+        if n:
+            texts = read(source)
+            if len(texts) <= n:
+                n -= len(texts)
+                continue
+            read, source, n = list, texts[n:], 0
+        yield read, source
 
 
 def load_encoder(model_file=None):
@@ -103,7 +195,7 @@ def load_encoder(model_file=None):
     if model_file is None:
         import tiktoken
 
-        enc = tiktoken.get_encoding("gpt2")
+        enc = tiktoken.get_encoding("gpt2")  # cached by tiktoken: forked workers inherit it
 
         def encode(text):
             try:  # a numpy array straight from tiktoken's buffer; "<|endoftext|>" in text stays text
@@ -119,43 +211,33 @@ def load_encoder(model_file=None):
 
 def _init_worker(model_file, delimiter):
     global _encode, _delimiter
-    _encode, _delimiter = load_encoder(model_file), delimiter
+    _encode, _delimiter = load_encoder(model_file), np.array([delimiter], np.uint16)
 
 
-def _encode_batch(texts):
-    parts = []
-    for text in texts:
-        parts += ([_delimiter], _encode(text))
-    return np.concatenate(parts).astype(np.uint16)  # 2 bytes a token back to the parent
+def _encode_batch(read, source):
+    parts = [np.empty(0, np.uint16)]  # a batch may hold no document (JSON lines of null texts)
+    for text in read(source):
+        parts += (_delimiter, _encode(text))
+    # straight to uint16, 2 bytes a token back to the parent (ids are < 65536: see shards.write_shard)
+    return np.concatenate(parts, dtype=np.uint16, casting="unsafe")
 
 
-def _batches(texts, batch_chars):
-    batch, size = [], 0
-    for text in texts:
-        batch.append(text)
-        size += len(text)
-        if size >= batch_chars:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
-
-
-def tokenize(texts, delimiter, model_file=None, num_proc=None, batch_chars=BATCH_CHARS):
-    """The token stream of texts, each as [delimiter] + its tokens, as uint16 arrays (one per
-    batch of documents), in order, tokenized by num_proc worker processes. Only 2*num_proc
-    batches are in flight at a time (Pool.imap would read the whole input ahead into memory)."""
+def tokenize(batches, delimiter, model_file=None, num_proc=None):
+    """The token stream of the documents in batches ((read, source) pairs: read(source), called in
+    a worker, is a list of texts), each as [delimiter] + its tokens, as uint16 arrays (one per
+    batch), in order, tokenized by num_proc worker processes. Only 2*num_proc batches are in
+    flight at a time (Pool.imap would read the whole input ahead into memory)."""
     num_proc = num_proc or os.cpu_count()
-    # loaded here first, forked workers inherit the tokenizer (tiktoken caches it) instead of each
-    # spending ~0.3 s of CPU on loading it; the initializer loads it where workers are spawned
+    # loaded here first, forked workers inherit the tokenizer (tiktoken caches it) instead of
+    # each loading it again; the initializer loads it where workers are spawned
     _init_worker(model_file, delimiter)
     # an executor, not multiprocessing.Pool: a worker killed (e.g. out of memory) fails the run
     # instead of hanging it forever
     with ProcessPoolExecutor(num_proc, initializer=_init_worker, initargs=(model_file, delimiter)) as pool:
         pending = deque()
         try:
-            for batch in _batches(texts, batch_chars):
-                pending.append(pool.submit(_encode_batch, batch))
+            for read, source in batches:
+                pending.append(pool.submit(_encode_batch, read, source))
                 if len(pending) >= 2 * num_proc:
                     yield pending.popleft().result()
             while pending:
@@ -261,7 +343,8 @@ def write_dataset(docs, out_dir, name, meta, shard_tokens, val_tokens=0, first_i
     skip, drop = writer.resume_point(delimiter)
     if writer.done:
         print(f"{name}: resuming after {len(writer.done)} complete shards ({writer.total:,} tokens)")
-    with closing(tokenize(itertools.islice(docs, skip, None), delimiter, model_file, num_proc)) as arrays, \
+    batches = docs.batches() if isinstance(docs, LocalDocuments) else _text_batches(docs)
+    with closing(tokenize(_skip(batches, skip), delimiter, model_file, num_proc)) as arrays, \
             tqdm(desc=desc or name, total=max_tokens, initial=writer.total, unit="tok", unit_scale=True) as progress:
         return writer.write(_drop(arrays, drop), progress)
 

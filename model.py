@@ -145,6 +145,8 @@ class CausalSelfAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if start == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        elif T == 1:  # one new token sees every cached position: no mask needed
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         else:  # query i sits at position start+i and sees keys 0..start+i
             mask = torch.arange(start + T, device=x.device)[None, :] <= (start + torch.arange(T, device=x.device))[:, None]
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)

@@ -1,18 +1,20 @@
 """
 How close data preparation comes to the tokenizer's own speed on this machine.
 
-    python benchmarks/prepare_bench.py [--mchars 48] [--num-proc N]
+    python benchmarks/prepare_bench.py [--mchars 48] [--num-proc N] [--scale 4]
 
 Writes a corpus of --mchars million characters (random passages of tiny shakespeare, 500-6000
 characters each) as 8 files, jsonl and parquet alternating, to a temp folder, then measures:
   1. tiktoken GPT-2 encode_ordinary, one document at a time, in one process (tokens/s);
   2. data/text/prepare.py with --num-proc workers, each run in a fresh child process, timing
-     its prepare() call (reading, tokenizing, writing shards), on all files and on the first 2.
+     its prepare() call (reading, tokenizing, writing shards), on all files, on the first 2,
+     and on all files --scale times over (hard links: a corpus --scale times as large).
 It prints prepare / (num_proc x single-process rate), the parallel efficiency (target >= 90%),
 end to end and marginal ((all - first 2) tokens / (all - first 2) seconds: the steady rate, as
-on a real corpus where the ~0.4 s of start-up vanishes); the same in CPU time (CPU per token of
-the single process / of prepare and its workers), which other load on the machine skews less
-than wall time; and the peak RSS of prepare's main process and of its largest worker.
+on a real corpus where the ~0.15 s of start-up vanishes), and end to end on the larger corpus;
+the same in CPU time (CPU per token of the single process / of prepare and its workers), which
+other load on the machine skews less than wall time; and the peak RSS of prepare's main process
+and of its largest worker, over all runs.
 """
 import argparse
 import json
@@ -41,6 +43,17 @@ def make_corpus(text, chars, seed=0):
         docs.append(text[start:start + n])
         total += n
     return docs
+
+
+def link_copies(files, folder, scale):
+    """files, then hard links to them in folder/copy1, ..., folder/copy<scale - 1> (same names)."""
+    out = list(files)
+    for k in range(1, scale):
+        os.mkdir(os.path.join(folder, f"copy{k}"))
+        for path in files:
+            out.append(os.path.join(folder, f"copy{k}", os.path.basename(path)))
+            os.link(path, out[-1])
+    return out
 
 
 def write_files(docs, folder, parts=8):
@@ -125,6 +138,8 @@ def main():
     parser.add_argument("--mchars", type=float, default=48, help="corpus size, millions of characters")
     parser.add_argument("--num-proc", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the best round's")
+    parser.add_argument("--scale", type=int, default=4, help="also time prepare on the corpus this many times over "
+                                                             "(same documents, 0 or 1: not)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # out_dir files...
     args = parser.parse_args()
     if args.child:
@@ -132,19 +147,23 @@ def main():
     with open(os.path.join(SHARED, "data", "tinyshakespeare.txt"), encoding="utf-8") as f:
         text = f.read()
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the run")
-    best = {}
+    best, rss = {}, (0, 0)
     with tempfile.TemporaryDirectory() as tmp:
         docs = make_corpus(text, int(args.mchars * 1e6))
         files = write_files(docs, tmp)
+        runs = [("full", files), ("part", files[:2])]
+        if args.scale > 1:
+            runs.append(("scaled", link_copies(files, tmp, args.scale)))
         print(f"corpus: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.1f}M characters, "
               f"{len(files)} files (jsonl + parquet); best of {args.repeat} rounds")
         for r in range(args.repeat):  # rounds interleave the measurements, so that load from others hits all
             tokens, seconds, cpu = single_process(docs)
             rounds = {"single": seconds, "single_cpu": cpu, "raw": parallel_raw(docs, args.num_proc)}
-            for which, subset in (("full", files), ("part", files[:2])):
+            for which, subset in runs:
                 result = run_child(os.path.join(tmp, f"{which}{r}"), subset, args.num_proc)
                 rounds.update({which: result["seconds"], f"{which}_cpu": result["cpu"]})
-                best[f"{which}_tokens"], best["rss"] = result["tokens"], (result["rss_main"], result["rss_worker"])
+                best[f"{which}_tokens"] = result["tokens"]
+                rss = max(rss[0], result["rss_main"]), max(rss[1], result["rss_worker"])
             best.update({k: min(v, best.get(k, v)) for k, v in rounds.items()})
     single, raw = tokens / best["single"], tokens / best["raw"]
     full_tokens, more_tokens = best["full_tokens"], best["full_tokens"] - best["part_tokens"]
@@ -157,11 +176,15 @@ def main():
           f"({best['full_cpu']:.2f} s CPU): {rate / 1e6:.2f}M tokens/s end to end, {marginal / 1e6:.2f}M marginal")
     print(f"efficiency, prepare / ({args.num_proc} x single-process), target >= 90%:")
     print(f"  wall time: {rate / ideal:.1%} end to end, {marginal / ideal:.1%} marginal")
+    if args.scale > 1:
+        scaled = best["scaled_tokens"] / best["scaled"]
+        print(f"  wall time on {args.scale}x the corpus ({best['scaled_tokens']:,} tokens in {best['scaled']:.2f} s, "
+              f"{scaled / 1e6:.2f}M tokens/s): {scaled / ideal:.1%} end to end")
     print(f"  CPU time:  {cpu_rate / single_cpu_rate:.1%} end to end, "
           f"{marginal_cpu_rate / single_cpu_rate:.1%} marginal")
     print(f"prepare / {args.num_proc} processes encoding from memory: {rate / raw:.1%} end to end, "
           f"{marginal / raw:.1%} marginal")
-    print(f"peak RSS: prepare main process {best['rss'][0]:.0f} MB, largest worker {best['rss'][1]:.0f} MB")
+    print(f"peak RSS: prepare main process {rss[0]:.0f} MB, largest worker {rss[1]:.0f} MB")
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import configurator  # noqa: E402
 import train  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from runtime import setup_device  # noqa: E402
 
 
 def main():
@@ -26,6 +27,7 @@ def main():
     parser.add_argument("--new_tokens", type=int, default=500)
     parser.add_argument("--block_size", type=int, default=512, help="context; at least new_tokens + 1 keeps the cache in use")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--dtype", default="fp32", help="fp32 or bf16 (autocast, as sample.py --dtype=bf16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -34,15 +36,17 @@ def main():
                 "vocab_size": args.vocab_size, "block_size": args.block_size}
     torch.manual_seed(0)
     model = GPT(GPTConfig(**train.model_args_from(SimpleNamespace(**settings)))).eval()
-    print(f"{args.config}: {model.num_params():,} parameters, block_size {args.block_size}, "
+    _, _, ctx = setup_device("cpu", args.dtype)
+    print(f"{args.config}: {model.num_params():,} parameters, block_size {args.block_size}, {args.dtype}, "
           f"{torch.get_num_threads()} threads, {args.new_tokens} new tokens from a 1-token prompt")
     prompt = torch.zeros(1, 1, dtype=torch.long)
     rates = {}
     for use_cache in (True, False):
-        model.generate(prompt, 8, use_cache=use_cache)  # warm-up
-        t0 = time.perf_counter()
-        out = model.generate(prompt, args.new_tokens, temperature=1.0, use_cache=use_cache)
-        elapsed = time.perf_counter() - t0
+        with ctx:
+            model.generate(prompt, 8, use_cache=use_cache)  # warm-up
+            t0 = time.perf_counter()
+            out = model.generate(prompt, args.new_tokens, temperature=1.0, use_cache=use_cache)
+            elapsed = time.perf_counter() - t0
         rates[use_cache] = (out.size(1) - 1) / elapsed
         print(f"kv_cache={use_cache}: {rates[use_cache]:.1f} tokens/s ({elapsed:.2f} s)")
     print(f"speed-up with the cache: {rates[True] / rates[False]:.1f}x")

@@ -424,6 +424,10 @@ def main(settings, explicit):
 
     def evaluate():
         losses = estimate_loss(model, eval_loaders, c.eval_iters, ctx)
+        if ddp:  # average over ranks, so every rank takes the same save decisions
+            both = torch.tensor([losses["train"], losses["val"]], device=device)
+            torch.distributed.all_reduce(both)
+            losses = {"train": both[0].item() / world_size, "val": both[1].item() / world_size}
         if master:
             print(f"iter {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}", flush=True)
         return losses
@@ -516,6 +520,8 @@ def main(settings, explicit):
             if c.always_save_checkpoint or (evaluated and improved):
                 save("periodic" if iter_num < c.max_iters else "final")
     if ddp:
+        torch.distributed.barrier()  # wait for rank 0's checkpoint write before tearing down
+        model = None  # release DDP's gloo/nccl work objects while the process group still exists
         torch.distributed.destroy_process_group()
 
 

@@ -113,3 +113,16 @@ def test_bench_reports_speed(char_dataset):
     assert "tokens/s, MFU n/a" in result.stdout
     result = run_script("bench.py", *TINY, "--bench_steps=0", check=False)
     assert result.returncode != 0 and result.stderr.strip() == "error: bench_steps must be positive and bench_warmup >= 0"
+
+
+def test_two_rank_ddp_on_cpu_trains_and_resumes(char_dataset, tmp_path):
+    out = str(tmp_path / "run")
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
+    args = [*TINY, f"--data_dir={char_dataset}", f"--out_dir={out}", "--data_order=sequential", "--eval_interval=4"]
+    run_script(*torchrun, *args, "--max_iters=4")
+    checkpoint = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)
+    assert [state["rank"] for state in checkpoint["loader"]] == [0, 1]
+    result = run_script(*torchrun, *args, "--max_iters=8", "--init_from=resume")
+    assert "resuming from" in result.stdout and "saved" in result.stdout
+    assert torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)["iter_num"] == 8
+    assert [r["iter"] for r in read_metrics(out) if "loss" in r] == [4, 5, 8]

@@ -117,11 +117,6 @@ class TokenLoader:
         self._order = self._epoch_order(self.epoch)
 
 
-def dataset_summary(data_dir):
-    """Token counts per split without opening more than headers: {'train': n, 'val': n}."""
-    return {split: sum(len(open_tokens(p)) for p in find_shards(data_dir, split)) for split in ("train", "val")}
-
-
 def default_data_dir(dataset):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", dataset)
 

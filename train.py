@@ -90,7 +90,7 @@ import configurator  # noqa: E402  (settings above must be collected before othe
 SETTINGS = configurator.setting_names(globals())
 
 from checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
-from loader import TokenLoader, data_dir_of, dataset_summary  # noqa: E402
+from loader import TokenLoader, data_dir_of  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 from runtime import SetupError, peak_flops as lookup_peak_flops, setup_device  # noqa: E402
 from shards import ShardError, find_shards, read_meta  # noqa: E402
@@ -336,7 +336,7 @@ def main(settings, explicit):
                                        rank, world_size, device) for split in ("train", "val")}
     tokens_per_iter = c.gradient_accumulation_steps * c.batch_size * c.block_size
     if master:
-        counts = dataset_summary(data_dir)
+        counts = {split: loader.num_tokens for split, loader in eval_loaders.items()}  # headers already read
         total = tokens_per_iter * c.max_iters
         epochs = total / counts["train"]
         print(f"data: {data_dir}: {counts['train']:,} train / {counts['val']:,} val tokens; "

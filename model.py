@@ -8,6 +8,7 @@ Shapes in comments use B = batch, T = time, C = n_embd, H = heads,
 K = kv heads, D = head dim, V = vocab.
 """
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import torch
@@ -98,6 +99,42 @@ def apply_rope(x, cos, sin):
     return (x * cos + rotated * sin).to(x.dtype)
 
 
+class Linear(nn.Linear):
+    """nn.Linear that, while sampling on CPU, multiplies by a copy of its weight stored (in, out).
+
+    For one or a few rows x, CPU BLAS (MKL on an AMD EPYC, measured in docs/benchmarks.md) computes
+    x @ W.T with W stored (out, in) about 3x slower than x @ W_t with W_t stored (in, out), and a
+    KV-cached decoding step is mostly such products. The state dict is unchanged."""
+
+    decode_weight = None  # (in, out) contiguous copy of weight; set only inside decode_layout()
+
+    def forward(self, x):
+        if self.decode_weight is None:
+            return super().forward(x)
+        y = x @ self.decode_weight
+        return y if self.bias is None else y + self.bias
+
+
+@contextmanager
+def decode_layout(model):
+    """Give every fp32 CPU Linear of model an (in, out) weight copy for the duration (see Linear).
+
+    Costs one extra copy of those weights while active. Skipped under CPU autocast, whose cached
+    bf16 weights are fast already (a detached copy would be re-cast every step); GPU matmuls are
+    fast in either layout."""
+    linears = []
+    if not torch.is_autocast_enabled("cpu"):
+        linears = [m for m in model.modules() if isinstance(m, Linear) and m.decode_weight is None
+                   and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32]
+    for m in linears:
+        m.decode_weight = m.weight.detach().t().contiguous()
+    try:
+        yield
+    finally:
+        for m in linears:
+            m.decode_weight = None
+
+
 class KVCache:
     """Keys and values of every layer for incremental decoding: (B, K, block_size, D) per layer."""
 
@@ -113,8 +150,8 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head, self.n_kv_heads, self.head_dim = config.n_head, config.n_kv_heads, config.head_dim
         # one matmul for queries (H heads) and keys, values (K heads each)
-        self.c_attn = nn.Linear(config.n_embd, (self.n_head + 2 * self.n_kv_heads) * self.head_dim, bias=config.bias)
-        self.c_proj = nn.Linear(self.n_head * self.head_dim, config.n_embd, bias=config.bias)
+        self.c_attn = Linear(config.n_embd, (self.n_head + 2 * self.n_kv_heads) * self.head_dim, bias=config.bias)
+        self.c_proj = Linear(self.n_head * self.head_dim, config.n_embd, bias=config.bias)
         self.q_norm = nn.RMSNorm(self.head_dim, eps=config.norm_eps) if config.qk_norm else None
         self.k_norm = nn.RMSNorm(self.head_dim, eps=config.norm_eps) if config.qk_norm else None
         self.dropout = config.dropout
@@ -160,9 +197,9 @@ class MLP(nn.Module):
         hidden = config.hidden_dim
         self.swiglu = config.mlp == "swiglu"
         if self.swiglu:
-            self.c_gate = nn.Linear(config.n_embd, hidden, bias=config.bias)
-        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
-        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+            self.c_gate = Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_fc = Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
@@ -202,7 +239,7 @@ class GPT(nn.Module):
             cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight
 
@@ -290,17 +327,18 @@ class GPT(nn.Module):
             dtype = next(self.parameters()).dtype
             cache = KVCache(self.config, idx.size(0), idx.device, dtype)
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            if cache is not None and idx.size(1) <= self.config.block_size:
-                logits, _ = self(idx[:, cache.length:], cache=cache)
-            else:
-                logits, _ = self(idx[:, -self.config.block_size:])
-            next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p)
-            idx = torch.cat((idx, next_token), dim=1)
-            if stop_token is not None:
-                finished |= next_token.squeeze(1) == stop_token
-                if finished.all():
-                    break
+        with decode_layout(self):
+            for _ in range(max_new_tokens):
+                if cache is not None and idx.size(1) <= self.config.block_size:
+                    logits, _ = self(idx[:, cache.length:], cache=cache)
+                else:
+                    logits, _ = self(idx[:, -self.config.block_size:])
+                next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p)
+                idx = torch.cat((idx, next_token), dim=1)
+                if stop_token is not None:
+                    finished |= next_token.squeeze(1) == stop_token
+                    if finished.all():
+                        break
         return idx
 
 
@@ -318,4 +356,9 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None):
         drop = cumulative - sorted_logits.softmax(dim=-1) > top_p  # keep the smallest set reaching top_p
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
-    return torch.multinomial(logits.softmax(dim=-1), num_samples=1)
+    # inverse-CDF sampling: the first token whose cumulative probability reaches u ~ U(0, total].
+    # Same distribution as torch.multinomial, which takes ~10x longer over a 32000-token vocab on CPU.
+    # u > 0, so a token of probability 0 (cut by top_k/top_p) is never first to reach it.
+    cdf = logits.softmax(dim=-1).cumsum(dim=-1)  # (B, V)
+    u = (1 - torch.rand(cdf.size(0), 1, device=cdf.device)) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u)

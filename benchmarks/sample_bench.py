@@ -7,6 +7,7 @@ depend on the weights).
 """
 import argparse
 import os
+import statistics
 import sys
 import time
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ def main():
     parser.add_argument("--vocab_size", type=int, default=32000)
     parser.add_argument("--new_tokens", type=int, default=500)
     parser.add_argument("--block_size", type=int, default=512, help="context; at least new_tokens + 1 keeps the cache in use")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--dtype", default="fp32", help="fp32 or bf16 (autocast, as sample.py --dtype=bf16)")
     args = parser.parse_args()
@@ -40,17 +42,19 @@ def main():
     print(f"{args.config}: {model.num_params():,} parameters, block_size {args.block_size}, {args.dtype}, "
           f"{torch.get_num_threads()} threads, {args.new_tokens} new tokens from a 1-token prompt")
     prompt = torch.zeros(1, 1, dtype=torch.long)
-    rates = {}
-    for use_cache in (True, False):
-        with ctx:
-            model.generate(prompt, 8, use_cache=use_cache)  # warm-up
-            t0 = time.perf_counter()
-            out = model.generate(prompt, args.new_tokens, temperature=1.0, use_cache=use_cache)
-            elapsed = time.perf_counter() - t0
-        rates[use_cache] = (out.size(1) - 1) / elapsed
-        print(f"kv_cache={use_cache}: {rates[use_cache]:.1f} tokens/s ({elapsed:.2f} s)")
-    print(f"speed-up with the cache: {rates[True] / rates[False]:.1f}x")
-
+    rates = {True: [], False: []}
+    for repeat in range(args.repeats):  # interleaved, so a slow spell of a shared machine hits both
+        for use_cache in (True, False):
+            with ctx:
+                model.generate(prompt, 8, use_cache=use_cache)  # warm-up
+                t0 = time.perf_counter()
+                out = model.generate(prompt, args.new_tokens, temperature=1.0, use_cache=use_cache)
+                elapsed = time.perf_counter() - t0
+            rates[use_cache].append((out.size(1) - 1) / elapsed)
+            print(f"repeat {repeat + 1}: kv_cache={use_cache}: {rates[use_cache][-1]:.1f} tokens/s ({elapsed:.2f} s)")
+    with_cache, without_cache = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"median of {args.repeats}: {with_cache:.1f} tokens/s with the cache, {without_cache:.1f} without; "
+          f"speed-up {with_cache / without_cache:.1f}x")
 
 if __name__ == "__main__":
     main()

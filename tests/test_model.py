@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, decode_layout, sample_next
 
 
 def tiny(**overrides):
@@ -84,6 +84,37 @@ def test_generate_lengths():
     assert model.generate(idx, 7).shape == (2, 12)
     # longer than block_size: the context is cropped, generation still goes on
     assert model.generate(idx, 40, top_k=5).shape == (2, 45)
+
+
+def test_sampling_follows_the_distribution_and_skips_cut_tokens():
+    probs = torch.tensor([0.1, 0.0, 0.2, 0.6, 0.0, 0.1])
+    logits = probs.log().expand(4, -1)  # 4 rows sampled at once
+    torch.manual_seed(0)
+    draws = torch.cat([sample_next(logits) for _ in range(5000)]).flatten()  # 20000 samples
+    frequencies = torch.bincount(draws, minlength=6) / draws.numel()
+    assert frequencies[1] == 0 and frequencies[4] == 0  # probability-0 tokens are never drawn
+    torch.testing.assert_close(frequencies, probs, atol=0.015, rtol=0)  # ~5 standard errors
+    # top_k=2 keeps tokens 3 and 2 only, in proportion 0.6 : 0.2
+    draws = torch.cat([sample_next(logits, top_k=2) for _ in range(2500)]).flatten()
+    assert set(draws.tolist()) == {2, 3}
+    assert abs((draws == 3).float().mean().item() - 0.75) < 0.03
+
+
+def test_decode_layout_gives_the_same_logits_and_leaves_the_model_unchanged():
+    model = tiny(bias=True).eval()
+    idx = torch.randint(0, 97, (2, 9))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    expected, _ = model(idx)
+    with decode_layout(model):
+        assert model.lm_head.decode_weight.shape == (32, 97)  # (in, out)
+        assert model.lm_head.decode_weight.is_contiguous()
+        model.generate(idx, 3)  # generate's own decode_layout, nested, keeps the outer one's copies
+        assert model.lm_head.decode_weight is not None
+        during, _ = model(idx)
+    torch.testing.assert_close(during, expected, atol=1e-5, rtol=1e-5)
+    assert all(m.decode_weight is None for m in model.modules() if hasattr(m, "decode_weight"))
+    assert model.state_dict().keys() == state.keys()
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
 def test_gpt2_small_parameter_count():

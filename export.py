@@ -7,49 +7,51 @@ GPT-2-style models become GPT2LMHeadModel, Llama-style ones (rope, rmsnorm, swig
 The dataset's meta.json (and SentencePiece model) is copied beside the weights so the folder says
 which tokenizer the model reads.
 """
-import os
-import shutil
-import sys
 
 # -----------------------------------------------------------------------------
 out_dir = "out"  # folder holding ckpt.pt
 hf_dir = ""  # where to write the Hugging Face folder; empty means out_dir/hf
 # -----------------------------------------------------------------------------
-import configurator  # noqa: E402
+import os
+import shutil
 
-SETTINGS = configurator.setting_names(globals())
+import configurator
+from fitgpt import accounting
+from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
+from fitgpt.errors import exit_on_error
+from fitgpt.hf import export_hf
+from fitgpt.loader import dataset_meta
+from fitgpt.settings import ExportSettings
+from fitgpt.tokenization import GPT2_EOT, tokenizer_kind
 
-from checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint  # noqa: E402
-from hf import export_hf  # noqa: E402
-from loader import dataset_meta  # noqa: E402
-from shards import ShardError  # noqa: E402
 
-
-def main():
-    path = os.path.join(out_dir, "ckpt.pt")
+def run(s: ExportSettings) -> str:
+    """Write the Hugging Face folder; returns its path."""
+    path = os.path.join(s.out_dir, "ckpt.pt")
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, path)
     # the tokenizer is the training dataset's (GPT-2 BPE when it has no meta.json), as in sample.py
-    config = checkpoint.get("config", {})
-    data_dir, meta = dataset_meta(config)
-    kind = (meta or {}).get("tokenizer", "gpt2")
-    eos = 50256 if kind == "gpt2" and model.config.vocab_size > 50256 else None  # GPT-2's <|endoftext|>
-    target = hf_dir or os.path.join(out_dir, "hf")
+    data_dir, meta = dataset_meta(checkpoint.get("config", {}))
+    kind = tokenizer_kind(meta)
+    eos = GPT2_EOT if kind == "gpt2" and model.config.vocab_size > GPT2_EOT else None
+    target = s.hf_dir or os.path.join(s.out_dir, "hf")
     arch = export_hf(model, target, eos_token_id=eos)
     if meta is not None:
         shutil.copy(os.path.join(data_dir, "meta.json"), target)
         if kind == "sentencepiece":
             shutil.copy(os.path.join(data_dir, meta["model_file"]), target)
-    print(f"wrote {arch} ({model.num_params():,} parameters) to {target}")
+    print(f"wrote {arch} ({accounting.param_count(model.config):,} parameters) to {target}")
     if kind == "gpt2":
         print("tokenizer: GPT-2 BPE, i.e. AutoTokenizer.from_pretrained('gpt2') or tiktoken 'gpt2'")
     else:
         print(f"tokenizer: {kind} (not a transformers tokenizer); its meta.json is copied into {target}")
+    return target
+
+
+def main(argv: list[str]) -> str:
+    settings, given = configurator.parse(argv, ExportSettings, __doc__.strip(), defaults=globals())
+    return run(settings)
 
 
 if __name__ == "__main__":
-    try:
-        configurator.apply(globals(), sys.argv[1:], SETTINGS)
-        main()
-    except (configurator.ConfigError, CheckpointError, ShardError, ValueError, OSError) as e:
-        sys.exit(f"error: {e}")
+    exit_on_error(main)

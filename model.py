@@ -1,81 +1,25 @@
 """
-The GPT model: one file, driven only by GPTConfig.
+The GPT model: one file, driven only by GPTConfig (fitgpt/architecture.py, kept free of torch
+so that plan.py can size models without importing it; re-exported here).
 
 The default config is the GPT-2 architecture (learned position embeddings,
 LayerNorm, GELU MLP, tied input/output embeddings). Options turn it into a
 Llama-style model: RoPE, RMSNorm, SwiGLU, grouped-query attention, QK-norm.
 Shapes in comments use B = batch, T = time, C = n_embd, H = heads,
-K = kv heads, D = head dim, V = vocab.
+K = kv heads, D = head dim, V = vocab, Vp = V padded to a multiple of 64.
+Parameter counts and FLOPs are computed from the config in fitgpt/accounting.py.
 """
+
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fitgpt.architecture import GPTConfig
 
-@dataclass
-class GPTConfig:
-    block_size: int = 1024
-    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    n_kv_heads: int | None = None  # grouped-query attention; None means n_head
-    dropout: float = 0.0
-    bias: bool = True  # biases in Linear and LayerNorm layers
-    pos_emb: str = "learned"  # 'learned' | 'rope'
-    rope_theta: float = 10000.0
-    norm: str = "layernorm"  # 'layernorm' | 'rmsnorm'
-    norm_eps: float = 1e-5
-    mlp: str = "gelu"  # 'gelu' | 'swiglu'
-    mlp_hidden: int | None = None  # None: 4*n_embd (gelu) or llama's 2/3 * 4*n_embd rounding (swiglu)
-    multiple_of: int = 256  # swiglu hidden size is rounded up to this
-    tie_embeddings: bool = True
-    qk_norm: bool = False  # RMSNorm on each head's query and key before attention
-
-    def __post_init__(self):
-        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "multiple_of"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.n_kv_heads is None:
-            self.n_kv_heads = self.n_head
-        if self.n_kv_heads <= 0:
-            raise ValueError(f"n_kv_heads must be positive, got {self.n_kv_heads}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.n_head % self.n_kv_heads:
-            raise ValueError(f"n_head ({self.n_head}) must be divisible by n_kv_heads ({self.n_kv_heads})")
-        if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"rope needs an even head dim, got n_embd/n_head = {self.n_embd // self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name, allowed in (("pos_emb", ("learned", "rope")), ("norm", ("layernorm", "rmsnorm")),
-                              ("mlp", ("gelu", "swiglu"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.mlp_hidden is not None and self.mlp_hidden <= 0:
-            raise ValueError(f"mlp_hidden must be positive, got {self.mlp_hidden}")
-
-    @property
-    def head_dim(self):
-        return self.n_embd // self.n_head
-
-    @property
-    def hidden_dim(self):
-        if self.mlp_hidden is not None:
-            return self.mlp_hidden
-        if self.mlp == "gelu":
-            return 4 * self.n_embd
-        # llama: two thirds of 4*C (SwiGLU has three matrices instead of two), rounded up
-        hidden = int(2 * 4 * self.n_embd / 3)
-        return self.multiple_of * math.ceil(hidden / self.multiple_of)
-
-    @classmethod
-    def field_names(cls):
-        return [f.name for f in fields(cls)]
+__all__ = ["GPT", "GPTConfig", "decode_layout", "sample_next"]
 
 
 def make_norm(config, dim):
@@ -124,8 +68,14 @@ def decode_layout(model):
     fast in either layout."""
     linears = []
     if not torch.is_autocast_enabled("cpu"):
-        linears = [m for m in model.modules() if isinstance(m, Linear) and m.decode_weight is None
-                   and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32]
+        linears = [
+            m
+            for m in model.modules()
+            if isinstance(m, Linear)
+            and m.decode_weight is None
+            and m.weight.device.type == "cpu"
+            and m.weight.dtype == torch.float32
+        ]
     for m in linears:
         m.decode_weight = m.weight.detach().t().contiguous()
     try:
@@ -160,7 +110,8 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, rope=None, cache=None, layer=0):
         B, T, _ = x.shape
         q, k, v = self.c_attn(x).split(
-            [self.n_head * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=2)
+            [self.n_head * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=2
+        )
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, K, T, D)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, K, T, D)
@@ -172,9 +123,9 @@ class CausalSelfAttention(nn.Module):
         start = 0
         if cache is not None:  # append this step's keys/values, then attend over everything cached
             start = cache.length
-            cache.keys[layer][:, :, start:start + T] = k
-            cache.values[layer][:, :, start:start + T] = v
-            k, v = cache.keys[layer][:, :, :start + T], cache.values[layer][:, :, :start + T]
+            cache.keys[layer][:, :, start : start + T] = k
+            cache.values[layer][:, :, start : start + T] = v
+            k, v = cache.keys[layer][:, :, : start + T], cache.values[layer][:, :, : start + T]
         if self.n_kv_heads != self.n_head:  # each kv head serves n_head/n_kv_heads query heads
             repeat = self.n_head // self.n_kv_heads
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
@@ -185,7 +136,9 @@ class CausalSelfAttention(nn.Module):
         elif T == 1:  # one new token sees every cached position: no mask needed
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         else:  # query i sits at position start+i and sees keys 0..start+i
-            mask = torch.arange(start + T, device=x.device)[None, :] <= (start + torch.arange(T, device=x.device))[:, None]
+            mask = (
+                torch.arange(start + T, device=x.device)[None, :] <= (start + torch.arange(T, device=x.device))[:, None]
+            )
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * self.head_dim)  # (B, T, H*D)
         return self.resid_dropout(self.c_proj(y))
@@ -224,22 +177,24 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=make_norm(config, config.n_embd),
-        ))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.padded_vocab_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=make_norm(config, config.n_embd),
+            )
+        )
         if config.pos_emb == "learned":
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)
         else:
             cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.padded_vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.transformer.wte.weight
 
@@ -259,23 +214,6 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def num_params(self, exclude_position_embeddings=False):
-        """Parameters counted once each (tied embeddings count once)."""
-        n = sum(p.numel() for p in self.parameters())
-        if exclude_position_embeddings and "wpe" in self.transformer:
-            n -= self.transformer.wpe.weight.numel()
-        return n
-
-    def flops_per_token(self, seq_len=None):
-        """Training FLOPs per token (forward + backward): 6 per matmul weight, plus attention.
-
-        Attention per layer and token: QK^T and AV each cost 2*T*H*D multiply-adds forward,
-        times 3 for forward+backward = 12*T*H*D (no discount for the causal mask)."""
-        T = seq_len or self.config.block_size
-        matmul_weights = sum(m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear))
-        cfg = self.config
-        return 6 * matmul_weights + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * T
-
     def forward(self, idx, targets=None, cache=None):
         """idx, targets: (B, T) token ids. Returns (logits, loss).
 
@@ -290,7 +228,7 @@ class GPT(nn.Module):
         if self.config.pos_emb == "learned":
             x = x + self.transformer.wpe(torch.arange(start, start + T, device=idx.device))
         else:
-            rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T])
+            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
         x = self.transformer.drop(x)
         for layer, block in enumerate(self.transformer.h):
             x = block(x, rope, cache, layer)
@@ -298,25 +236,17 @@ class GPT(nn.Module):
             cache.length += T
         x = self.transformer.ln_f(x)
 
-        if targets is not None:
-            logits = self.lm_head(x)  # (B, T, V)
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1)
-            return logits, loss
-        return self.lm_head(x[:, [-1], :]), None  # (B, 1, V): only the next token is needed
-
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        """AdamW with weight decay on matrices (>= 2-D) only: not on biases, norms or gains."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        fused = device_type == "cuda"  # the fused CUDA kernel avoids one launch per parameter
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+        if targets is None:
+            x = x[:, [-1], :]  # only the next token is needed
+        logits = self.lm_head(x)[..., : self.config.vocab_size]  # (B, T, V): the padding rows cut off
+        if targets is None:
+            return logits, None  # (B, 1, V)
+        V = self.config.vocab_size
+        loss = F.cross_entropy(logits.float().reshape(-1, V), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
-                 stop_token=None, use_cache=True):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, stop_token=None, use_cache=True):
         """Extend idx (B, T) by up to max_new_tokens sampled tokens.
 
         temperature 0 picks the most likely token. With stop_token, generation ends once every row
@@ -330,9 +260,9 @@ class GPT(nn.Module):
         with decode_layout(self):
             for _ in range(max_new_tokens):
                 if cache is not None and idx.size(1) <= self.config.block_size:
-                    logits, _ = self(idx[:, cache.length:], cache=cache)
+                    logits, _ = self(idx[:, cache.length :], cache=cache)
                 else:
-                    logits, _ = self(idx[:, -self.config.block_size:])
+                    logits, _ = self(idx[:, -self.config.block_size :])
                 next_token = sample_next(logits[:, -1, :], temperature, top_k, top_p)
                 idx = torch.cat((idx, next_token), dim=1)
                 if stop_token is not None:

@@ -3,12 +3,8 @@ Sample text from a trained checkpoint:
     python sample.py --out_dir=out-shakespeare-char
     python sample.py --out_dir=out --start="Once upon a time" --num_samples=3 --max_new_tokens=200
     python sample.py --start=FILE:prompt.txt --temperature=0.8 --top_k=200 --top_p=0.95
+    python sample.py --help
 """
-import os
-import sys
-import time
-
-import torch
 
 # -----------------------------------------------------------------------------
 out_dir = "out"  # folder holding ckpt.pt
@@ -24,58 +20,78 @@ seed = 1337
 device = "auto"
 dtype = "auto"
 # -----------------------------------------------------------------------------
-import configurator  # noqa: E402
+import os
+import sys
+import time
 
-SETTINGS = configurator.setting_names(globals())
+import torch
 
-from checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint  # noqa: E402
-from loader import dataset_meta  # noqa: E402
-from runtime import SetupError, setup_device  # noqa: E402
-from shards import ShardError  # noqa: E402
-from tokenization import get_tokenizer  # noqa: E402
+import configurator
+from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
+from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.loader import dataset_meta
+from fitgpt.runtime import setup_device
+from fitgpt.settings import SampleSettings
+from fitgpt.tokenization import get_tokenizer
 
 
-def read_prompt(start):
+def read_prompt(start: str) -> str:
     if start.startswith("FILE:"):
-        path = start[len("FILE:"):]
+        path = start[len("FILE:") :]
         if not os.path.isfile(path):
-            raise ValueError(f"prompt file not found: {path}")
+            raise ConfigError(f"prompt file not found: {path}")
         with open(path, encoding="utf-8") as f:
             return f.read()
     return start
 
 
-def main():
-    device_name, _, ctx = setup_device(device, dtype, seed=seed)
-    checkpoint = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), map_location="cpu")
-    model = model_from_checkpoint(checkpoint, os.path.join(out_dir, "ckpt.pt"))
+def run(s: SampleSettings) -> list[str]:
+    """Print and return s.num_samples continuations of the prompt."""
+    device_name, _, ctx = setup_device(s.device, s.dtype, seed=s.seed)
+    path = os.path.join(s.out_dir, "ckpt.pt")
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    model = model_from_checkpoint(checkpoint, path)
     model.eval().to(device_name)
     data_dir, meta = dataset_meta(checkpoint.get("config", {}))
     tokenizer = get_tokenizer(meta, data_dir)  # the training data's tokenizer; GPT-2 without a meta.json
-    prompt = tokenizer.encode(read_prompt(start))
+    prompt = tokenizer.encode(read_prompt(s.start))
     if not prompt:
-        raise ValueError("the prompt is empty; pass --start=TEXT")
+        raise ConfigError("the prompt is empty; pass --start=TEXT")
     idx = torch.tensor([prompt], dtype=torch.long, device=device_name)
-    stop_token = tokenizer.eot_id if stop_at_eot else None
+    stop_token = tokenizer.eot_id if s.stop_at_eot else None
     with ctx:  # a GPU's first kernels load lazily (seconds); keep that out of the tokens/s figure
-        model.generate(idx, 2, use_cache=kv_cache)
-    for _ in range(num_samples):
+        model.generate(idx, 2, use_cache=s.kv_cache)
+    texts = []
+    for _ in range(s.num_samples):
         t0 = time.time()
         with ctx:
-            out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                                 stop_token=stop_token, use_cache=kv_cache)
-        new_tokens = out[0, len(prompt):].tolist()
+            out = model.generate(
+                idx,
+                s.max_new_tokens,
+                temperature=s.temperature,
+                top_k=s.top_k,
+                top_p=s.top_p,
+                stop_token=stop_token,
+                use_cache=s.kv_cache,
+            )
+        new_tokens = out[0, len(prompt) :].tolist()
         if stop_token is not None and stop_token in new_tokens:
-            new_tokens = new_tokens[:new_tokens.index(stop_token)]
+            new_tokens = new_tokens[: new_tokens.index(stop_token)]
         elapsed = time.time() - t0
-        print(tokenizer.decode(prompt + new_tokens))
-        print(f"---------------- {out.size(1) - len(prompt)} tokens in {elapsed:.2f} s, "
-              f"{(out.size(1) - len(prompt)) / elapsed:.1f} tokens/s", file=sys.stderr)
+        texts.append(tokenizer.decode(prompt + new_tokens))
+        print(texts[-1])
+        print(
+            f"---------------- {out.size(1) - len(prompt)} tokens in {elapsed:.2f} s, "
+            f"{(out.size(1) - len(prompt)) / elapsed:.1f} tokens/s",
+            file=sys.stderr,
+        )
+    return texts
+
+
+def main(argv: list[str]) -> list[str]:
+    settings, given = configurator.parse(argv, SampleSettings, __doc__.strip(), defaults=globals())
+    return run(settings)
 
 
 if __name__ == "__main__":
-    try:
-        configurator.apply(globals(), sys.argv[1:], SETTINGS)
-        main()
-    except (configurator.ConfigError, CheckpointError, ShardError, SetupError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    exit_on_error(main)

@@ -4,6 +4,7 @@ machine, and of loading it back.
 
     python benchmarks/checkpoint_bench.py [--repeats 3] [--dir /path/on/the/disk/to/test]
 """
+
 import argparse
 import os
 import statistics
@@ -14,9 +15,10 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from checkpoint import load_checkpoint  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
-from train import capture_rng_state, library_versions, write_checkpoint  # noqa: E402
+from fitgpt import accounting
+from fitgpt.checkpoint import capture_rng_state, library_versions, load_checkpoint, write_checkpoint
+from fitgpt.training import make_optimizer
+from model import GPT, GPTConfig
 
 
 def main():
@@ -25,13 +27,19 @@ def main():
     parser.add_argument("--dir", default=None, help="folder to write in (default: a temporary folder)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768))
-    optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), "cpu")
-    idx = torch.randint(0, 50304, (1, 64))
+    model = GPT(GPTConfig())  # GPT-2 124M
+    optimizer = make_optimizer(model, 0.1, 6e-4, (0.9, 0.95), "cpu")
+    idx = torch.randint(0, model.config.vocab_size, (1, 64))
     model(idx, idx)[1].backward()
     optimizer.step()  # creates the two AdamW moment buffers per parameter
-    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": {},
-                  "iter_num": 1, "rng": capture_rng_state(), "versions": library_versions()}
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "model_args": {},
+        "iter_num": 1,
+        "rng": capture_rng_state(),
+        "versions": library_versions(),
+    }
     with tempfile.TemporaryDirectory(dir=args.dir) as out:
         times = []
         for _ in range(args.repeats):
@@ -42,9 +50,11 @@ def main():
         t0 = time.perf_counter()
         load_checkpoint(path)
         load_s = time.perf_counter() - t0
-    print(f"GPT-2 124M ({model.num_params():,} params) + AdamW state: checkpoint {size_mb:.0f} MB; "
-          f"save {statistics.median(times):.2f} s median of {args.repeats} (min {min(times):.2f}, max {max(times):.2f}), "
-          f"{size_mb / statistics.median(times):.0f} MB/s; load {load_s:.2f} s")
+    print(
+        f"GPT-2 124M ({accounting.param_count(model.config):,} params) + AdamW state: checkpoint {size_mb:.0f} MB; "
+        f"save {statistics.median(times):.2f} s median of {args.repeats} (min {min(times):.2f}, max {max(times):.2f}), "
+        f"{size_mb / statistics.median(times):.0f} MB/s; load {load_s:.2f} s"
+    )
 
 
 if __name__ == "__main__":

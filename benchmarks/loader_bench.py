@@ -4,6 +4,7 @@ time per batch from real on-disk shards, for both data orders.
 
     python benchmarks/loader_bench.py [--batch_size 16] [--block_size 1024]
 """
+
 import argparse
 import os
 import resource
@@ -14,8 +15,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from loader import TokenLoader  # noqa: E402
-from shards import HEADER_BYTES, MAGIC, write_shard  # noqa: E402
+from fitgpt.loader import TokenLoader
+from fitgpt.shards import HEADER_BYTES, MAGIC, write_shard
 
 
 def rss_mb():
@@ -50,8 +51,10 @@ def main():
         t0 = time.perf_counter()
         loader = TokenLoader(sparse, "train", args.batch_size, args.block_size, "random")
         opened = time.perf_counter() - t0
-        print(f"147 shards x 100M tokens ({loader.num_tokens / 1e9:.1f}B tokens): opened in {opened * 1000:.1f} ms, "
-              f"RSS {before:.0f} -> {rss_mb():.0f} MB")
+        print(
+            f"147 shards x 100M tokens ({loader.num_tokens / 1e9:.1f}B tokens): opened in {opened * 1000:.1f} ms, "
+            f"RSS {before:.0f} -> {rss_mb():.0f} MB"
+        )
 
         real = os.path.join(tmp, "real")
         os.makedirs(real)
@@ -66,9 +69,11 @@ def main():
                 loader.next_batch()
             per_batch = (time.perf_counter() - t0) / args.batches
             tokens = args.batch_size * args.block_size
-            print(f"{order:>10}: {per_batch * 1000:.3f} ms per batch of {args.batch_size}x{args.block_size} "
-                  f"({tokens / per_batch / 1e6:.1f}M tokens/s), peak RSS "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+            print(
+                f"{order:>10}: {per_batch * 1000:.3f} ms per batch of {args.batch_size}x{args.block_size} "
+                f"({tokens / per_batch / 1e6:.1f}M tokens/s), peak RSS "
+                f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ the same in CPU time (CPU per token of the single process / of prepare and its w
 other load on the machine skews less than wall time; and the peak RSS of prepare's main process
 and of its largest worker, over all runs.
 """
+
 import argparse
 import json
 import multiprocessing
@@ -40,7 +41,7 @@ def make_corpus(text, chars, seed=0):
     while total < chars:
         n = rng.randint(500, 6000)
         start = rng.randrange(len(text) - n)
-        docs.append(text[start:start + n])
+        docs.append(text[start : start + n])
         total += n
     return docs
 
@@ -62,7 +63,7 @@ def write_files(docs, folder, parts=8):
 
     paths, step = [], -(-len(docs) // parts)
     for i in range(parts):
-        chunk = docs[i * step:(i + 1) * step]
+        chunk = docs[i * step : (i + 1) * step]
         if i % 2:
             paths.append(os.path.join(folder, f"part{i}.parquet"))
             pq.write_table(pa.table({"text": chunk}), paths[-1])
@@ -120,14 +121,25 @@ def child(out_dir, files, num_proc):
     _, tokens = prepare(files, out_dir, name="bench", val_tokens=100_000, num_proc=num_proc)
     seconds = time.perf_counter() - t0
     cpu = cpu_seconds(resource.RUSAGE_SELF) - c0 + cpu_seconds(resource.RUSAGE_CHILDREN)
-    print(json.dumps({"tokens": tokens, "seconds": seconds, "cpu": cpu,
-                      "rss_main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "rss_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "tokens": tokens,
+                "seconds": seconds,
+                "cpu": cpu,
+                "rss_main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def run_child(out_dir, files, num_proc):
-    out = subprocess.run([sys.executable, __file__, "--num-proc", str(num_proc), "--child", out_dir, *files],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--num-proc", str(num_proc), "--child", out_dir, *files],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         sys.exit(f"error: the prepare run failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -138,8 +150,12 @@ def main():
     parser.add_argument("--mchars", type=float, default=48, help="corpus size, millions of characters")
     parser.add_argument("--num-proc", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the best round's")
-    parser.add_argument("--scale", type=int, default=4, help="also time prepare on the corpus this many times over "
-                                                             "(same documents, 0 or 1: not)")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=4,
+        help="also time prepare on the corpus this many times over (same documents, 0 or 1: not)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # out_dir files...
     args = parser.parse_args()
     if args.child:
@@ -154,8 +170,10 @@ def main():
         runs = [("full", files), ("part", files[:2])]
         if args.scale > 1:
             runs.append(("scaled", link_copies(files, tmp, args.scale)))
-        print(f"corpus: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.1f}M characters, "
-              f"{len(files)} files (jsonl + parquet); best of {args.repeat} rounds")
+        print(
+            f"corpus: {len(docs):,} documents, {sum(map(len, docs)) / 1e6:.1f}M characters, "
+            f"{len(files)} files (jsonl + parquet); best of {args.repeat} rounds"
+        )
         for r in range(args.repeat):  # rounds interleave the measurements, so that load from others hits all
             tokens, seconds, cpu = single_process(docs)
             rounds = {"single": seconds, "single_cpu": cpu, "raw": parallel_raw(docs, args.num_proc)}
@@ -170,21 +188,31 @@ def main():
     rate, marginal = full_tokens / best["full"], more_tokens / (best["full"] - best["part"])
     cpu_rate, marginal_cpu_rate = full_tokens / best["full_cpu"], more_tokens / (best["full_cpu"] - best["part_cpu"])
     ideal, single_cpu_rate = args.num_proc * single, tokens / best["single_cpu"]
-    print(f"tiktoken encode_ordinary from memory: 1 process {single / 1e6:.2f}M tokens/s ({tokens:,} tokens), "
-          f"{args.num_proc} processes {raw / 1e6:.2f}M tokens/s ({raw / single:.2f}x)")
-    print(f"prepare, {args.num_proc} processes: {full_tokens:,} tokens in {best['full']:.2f} s "
-          f"({best['full_cpu']:.2f} s CPU): {rate / 1e6:.2f}M tokens/s end to end, {marginal / 1e6:.2f}M marginal")
+    print(
+        f"tiktoken encode_ordinary from memory: 1 process {single / 1e6:.2f}M tokens/s ({tokens:,} tokens), "
+        f"{args.num_proc} processes {raw / 1e6:.2f}M tokens/s ({raw / single:.2f}x)"
+    )
+    print(
+        f"prepare, {args.num_proc} processes: {full_tokens:,} tokens in {best['full']:.2f} s "
+        f"({best['full_cpu']:.2f} s CPU): {rate / 1e6:.2f}M tokens/s end to end, {marginal / 1e6:.2f}M marginal"
+    )
     print(f"efficiency, prepare / ({args.num_proc} x single-process), target >= 90%:")
     print(f"  wall time: {rate / ideal:.1%} end to end, {marginal / ideal:.1%} marginal")
     if args.scale > 1:
         scaled = best["scaled_tokens"] / best["scaled"]
-        print(f"  wall time on {args.scale}x the corpus ({best['scaled_tokens']:,} tokens in {best['scaled']:.2f} s, "
-              f"{scaled / 1e6:.2f}M tokens/s): {scaled / ideal:.1%} end to end")
-    print(f"  CPU time:  {cpu_rate / single_cpu_rate:.1%} end to end, "
-          f"{marginal_cpu_rate / single_cpu_rate:.1%} marginal")
-    print(f"prepare / {args.num_proc} processes encoding from memory: {rate / raw:.1%} end to end, "
-          f"{marginal / raw:.1%} marginal")
+        print(
+            f"  wall time on {args.scale}x the corpus ({best['scaled_tokens']:,} tokens in {best['scaled']:.2f} s, "
+            f"{scaled / 1e6:.2f}M tokens/s): {scaled / ideal:.1%} end to end"
+        )
+    print(
+        f"  CPU time:  {cpu_rate / single_cpu_rate:.1%} end to end, {marginal_cpu_rate / single_cpu_rate:.1%} marginal"
+    )
+    print(
+        f"prepare / {args.num_proc} processes encoding from memory: {rate / raw:.1%} end to end, "
+        f"{marginal / raw:.1%} marginal"
+    )
     print(f"peak RSS: prepare main process {rss[0]:.0f} MB, largest worker {rss[1]:.0f} MB")
+
 
 if __name__ == "__main__":
     main()

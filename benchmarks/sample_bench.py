@@ -5,20 +5,21 @@ depend on the weights).
     python benchmarks/sample_bench.py                     # tinystories_15m architecture, 500 new tokens
     python benchmarks/sample_bench.py --config config/tinystories_42m.py --new_tokens 200
 """
+
 import argparse
 import os
 import statistics
 import sys
 import time
-from types import SimpleNamespace
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import configurator  # noqa: E402
-import train  # noqa: E402
-from model import GPT, GPTConfig  # noqa: E402
-from runtime import setup_device  # noqa: E402
+import configurator
+from fitgpt import accounting
+from fitgpt.runtime import setup_device
+from fitgpt.settings import TrainSettings
+from model import GPT, GPTConfig
 
 
 def main():
@@ -26,21 +27,29 @@ def main():
     parser.add_argument("--config", default="config/tinystories_15m.py")
     parser.add_argument("--vocab_size", type=int, default=32000)
     parser.add_argument("--new_tokens", type=int, default=500)
-    parser.add_argument("--block_size", type=int, default=512, help="context; at least new_tokens + 1 keeps the cache in use")
+    parser.add_argument(
+        "--block_size", type=int, default=512, help="context; at least new_tokens + 1 keeps the cache in use"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--dtype", default="fp32", help="fp32 or bf16 (autocast, as sample.py --dtype=bf16)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    defaults = {k: getattr(train, k) for k in train.SETTINGS}
-    settings = {**defaults, **configurator.read_config_file(args.config, defaults),
-                "vocab_size": args.vocab_size, "block_size": args.block_size}
+    settings = TrainSettings(
+        **{
+            **configurator.read_config_file(args.config, TrainSettings),
+            "vocab_size": args.vocab_size,
+            "block_size": args.block_size,
+        }
+    )
     torch.manual_seed(0)
-    model = GPT(GPTConfig(**train.model_args_from(SimpleNamespace(**settings)))).eval()
+    model = GPT(GPTConfig.from_settings(settings)).eval()
     _, _, ctx = setup_device("cpu", args.dtype)
-    print(f"{args.config}: {model.num_params():,} parameters, block_size {args.block_size}, {args.dtype}, "
-          f"{torch.get_num_threads()} threads, {args.new_tokens} new tokens from a 1-token prompt")
+    print(
+        f"{args.config}: {accounting.param_count(model.config):,} parameters, block_size {args.block_size}, "
+        f"{args.dtype}, {torch.get_num_threads()} threads, {args.new_tokens} new tokens from a 1-token prompt"
+    )
     prompt = torch.zeros(1, 1, dtype=torch.long)
     rates = {True: [], False: []}
     for repeat in range(args.repeats):  # interleaved, so a slow spell of a shared machine hits both
@@ -53,8 +62,11 @@ def main():
             rates[use_cache].append((out.size(1) - 1) / elapsed)
             print(f"repeat {repeat + 1}: kv_cache={use_cache}: {rates[use_cache][-1]:.1f} tokens/s ({elapsed:.2f} s)")
     with_cache, without_cache = statistics.median(rates[True]), statistics.median(rates[False])
-    print(f"median of {args.repeats}: {with_cache:.1f} tokens/s with the cache, {without_cache:.1f} without; "
-          f"speed-up {with_cache / without_cache:.1f}x")
+    print(
+        f"median of {args.repeats}: {with_cache:.1f} tokens/s with the cache, {without_cache:.1f} without; "
+        f"speed-up {with_cache / without_cache:.1f}x"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,9 @@ gradient_accumulation_steps = 1
 batch_size = 12
 block_size = 64
 
+# 65 characters: padding the vocabulary to a multiple of 64 (128) would double the output layer
+vocab_multiple = 1
+
 n_layer = 4
 n_head = 4
 n_embd = 128

@@ -12,6 +12,9 @@ gradient_accumulation_steps = 1
 batch_size = 64
 block_size = 256
 
+# 65 characters: padding the vocabulary to a multiple of 64 (128) would double the output layer
+vocab_multiple = 1
+
 n_layer = 6
 n_head = 6
 n_embd = 384

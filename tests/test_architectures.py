@@ -1,17 +1,25 @@
 import itertools
 import os
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 import configurator
-import train
+from fitgpt import accounting
+from fitgpt.settings import TrainSettings
+from fitgpt.training import make_optimizer
 from model import GPT, GPTConfig, apply_rope, rope_tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OPTIONS = dict(pos_emb=("learned", "rope"), norm=("layernorm", "rmsnorm"), mlp=("gelu", "swiglu"),
-               n_kv_heads=(4, 2), bias=(True, False), tie_embeddings=(True, False), qk_norm=(False, True))
+OPTIONS = dict(
+    pos_emb=("learned", "rope"),
+    norm=("layernorm", "rmsnorm"),
+    mlp=("gelu", "swiglu"),
+    n_kv_heads=(4, 2),
+    bias=(True, False),
+    tie_embeddings=(True, False),
+    qk_norm=(False, True),
+)
 COMBOS = [dict(zip(OPTIONS, values)) for values in itertools.product(*OPTIONS.values())]
 
 
@@ -31,7 +39,7 @@ def test_every_combination_is_causal_and_learns(options):
     torch.testing.assert_close(model(changed, changed)[0][:, :9], logits[:, :9])
 
     x, y = idx[:, :-1], idx[:, 1:]
-    opt = model.configure_optimizers(0.0, 1e-2, (0.9, 0.95), "cpu")
+    opt = make_optimizer(model, 0.0, 1e-2, (0.9, 0.95), "cpu")
     first = model(x, y)[1].item()
     for _ in range(15):
         opt.zero_grad()
@@ -45,28 +53,32 @@ def test_parameter_count_and_flops_are_exact(options):
     model = tiny(**options)
     c = model.config
     hd, kv, hidden = c.head_dim, c.n_kv_heads, c.hidden_dim
-    matmul_weights = (c.n_embd * (c.n_head + 2 * kv) * hd + c.n_head * hd * c.n_embd
-                      + (3 if c.mlp == "swiglu" else 2) * c.n_embd * hidden)  # per layer
+    matmul_weights = (
+        c.n_embd * (c.n_head + 2 * kv) * hd
+        + c.n_head * hd * c.n_embd
+        + (3 if c.mlp == "swiglu" else 2) * c.n_embd * hidden
+    )  # per layer
     biases = (c.n_head + 2 * kv) * hd + c.n_embd + (2 if c.mlp == "swiglu" else 1) * hidden + c.n_embd
     norm = c.n_embd * (2 if c.norm == "layernorm" and c.bias else 1)
     per_layer = matmul_weights + (biases if c.bias else 0) + 2 * norm + (2 * hd if c.qk_norm else 0)
-    embeddings = c.vocab_size * c.n_embd * (1 if c.tie_embeddings else 2)
+    embeddings = 64 * c.n_embd * (1 if c.tie_embeddings else 2)  # 50 tokens padded to 64 rows
     positions = c.block_size * c.n_embd if c.pos_emb == "learned" else 0
-    assert model.num_params() == embeddings + positions + c.n_layer * per_layer + norm
-    lm_head = c.vocab_size * c.n_embd
+    expected = embeddings + positions + c.n_layer * per_layer + norm
+    assert accounting.param_count(c) == expected == sum(p.numel() for p in model.parameters())
+    lm_head = 64 * c.n_embd
     attention = 12 * c.n_layer * c.n_embd * c.block_size
-    assert model.flops_per_token() == 6 * (c.n_layer * matmul_weights + lm_head) + attention
+    assert accounting.flops_per_token(c) == 6 * (c.n_layer * matmul_weights + lm_head) + attention
 
 
-@pytest.mark.parametrize("name, expected", [("260k", 2_294_464), ("15m", 15_191_712), ("42m", 41_689_600),
-                                            ("110m", 109_529_856)])
+@pytest.mark.parametrize(
+    "name, expected", [("260k", 2_294_464), ("15m", 15_191_712), ("42m", 41_689_600), ("110m", 109_529_856)]
+)
 def test_tinystories_configs_match_llama2c_parameter_counts(name, expected):
-    defaults = {k: getattr(train, k) for k in train.SETTINGS}
-    settings = {**defaults, **configurator.read_config_file(os.path.join(ROOT, f"config/tinystories_{name}.py"), defaults)}
-    settings["vocab_size"] = 32000
+    settings = configurator.read_config_file(os.path.join(ROOT, f"config/tinystories_{name}.py"), TrainSettings)
+    config = GPTConfig.from_settings(TrainSettings(**settings), vocab_size=32000)
+    assert accounting.param_count(config) == expected
     with torch.device("meta"):
-        model = GPT(GPTConfig(**train.model_args_from(SimpleNamespace(**settings))))
-    assert model.num_params() == expected
+        assert sum(p.numel() for p in GPT(config).parameters()) == expected
 
 
 def test_rope_scores_depend_only_on_relative_position():
@@ -88,16 +100,19 @@ def test_gqa_equals_attention_with_repeated_kv_heads():
         for kind in ("weight", "bias"):
             w = state[f"transformer.h.{i}.attn.c_attn.{kind}"]
             q, k, v = w.split([32, 2 * hd, 2 * hd])
-            k, v = (t.view(2, hd, *t.shape[1:]).repeat_interleave(2, dim=0).reshape(4 * hd, *t.shape[1:]) for t in (k, v))
+            k, v = (
+                t.view(2, hd, *t.shape[1:]).repeat_interleave(2, dim=0).reshape(4 * hd, *t.shape[1:]) for t in (k, v)
+            )
             state[f"transformer.h.{i}.attn.c_attn.{kind}"] = torch.cat([q, k, v])
     full.load_state_dict(state)
     idx = torch.randint(0, 50, (2, 16))
     torch.testing.assert_close(gqa(idx, idx)[0], full(idx, idx)[0])
-    assert tiny(n_kv_heads=4).num_params() == tiny().num_params()
+    assert accounting.param_count(tiny(n_kv_heads=4).config) == accounting.param_count(tiny().config)
 
 
-@pytest.mark.parametrize("options", [{}, {"pos_emb": "rope", "norm": "rmsnorm", "mlp": "swiglu", "n_kv_heads": 2,
-                                          "qk_norm": True}])
+@pytest.mark.parametrize(
+    "options", [{}, {"pos_emb": "rope", "norm": "rmsnorm", "mlp": "swiglu", "n_kv_heads": 2, "qk_norm": True}]
+)
 def test_kv_cache_generation_matches_uncached(options):
     model = tiny(**options).eval()
     prompt = torch.randint(0, 50, (3, 4))

@@ -1,14 +1,35 @@
+from dataclasses import dataclass
+
 import pytest
 
 import configurator
-from configurator import ConfigError
+from configurator import setting
+from fitgpt.errors import ConfigError
+from fitgpt.settings import SampleSettings, TrainSettings
 
-DEFAULTS = {"batch_size": 12, "learning_rate": 6e-4, "compile": True, "out_dir": "out",
-            "n_kv_heads": None, "init_from": "scratch"}
+
+@dataclass
+class Schema:
+    batch_size: int = setting(12, "micro-batch", min=1)
+    learning_rate: float = setting(6e-4, "peak lr", min=0.0)
+    compile: bool = setting(True, "torch.compile")
+    out_dir: str = setting("out", "output folder")
+    n_kv_heads: int | None = setting(None, "kv heads", min=1)
+    init_from: str = setting(
+        "scratch",
+        "start",
+        choices=("scratch", "resume"),
+        accept=lambda v: v.startswith("/"),
+        accept_doc="or an absolute path",
+    )
+    top_p: float | None = setting(None, "nucleus", above=0.0, max=1.0)
+
+    def __post_init__(self):
+        configurator.check_fields(self)
 
 
 def parse(*argv):
-    return configurator.parse_args(list(argv), DEFAULTS)
+    return configurator.parse_args(list(argv), Schema)
 
 
 def test_literal_values():
@@ -26,8 +47,13 @@ def test_bools_in_any_case():
     assert parse("--compile=FALSE")["compile"] is False
 
 
-def test_none_default_takes_any_value():
+def test_none_default_declares_its_type():
     assert parse("--n_kv_heads=4")["n_kv_heads"] == 4
+    assert parse("--n_kv_heads=None")["n_kv_heads"] is None
+    with pytest.raises(ConfigError, match=r"'n_kv_heads' expects int or None, got str \('four'\)"):
+        parse("--n_kv_heads=four")
+    with pytest.raises(ConfigError, match=r"'n_kv_heads' expects int or None, got float"):
+        parse("--n_kv_heads=2.5")
 
 
 def test_plain_strings_and_numeric_looking_strings():
@@ -49,6 +75,27 @@ def test_wrong_type_names_key_expected_and_given():
         parse("--batch_size=1.5")
     with pytest.raises(ConfigError, match=r"'compile' expects bool, got int"):
         parse("--compile=1")
+
+
+def test_choices_with_did_you_mean_and_accepted_extras():
+    with pytest.raises(
+        ConfigError,
+        match=r"'init_from' must be one of scratch, resume or an absolute path; "
+        r"got 'resme'; did you mean resume\?",
+    ):
+        parse("--init_from=resme")
+    assert parse("--init_from=/models/x")["init_from"] == "/models/x"
+
+
+def test_bounds():
+    with pytest.raises(ConfigError, match=r"'batch_size' must be >= 1, got 0"):
+        parse("--batch_size=0")
+    with pytest.raises(ConfigError, match=r"'top_p' must be > 0.0, got 0.0"):
+        parse("--top_p=0.0")
+    with pytest.raises(ConfigError, match=r"'top_p' must be <= 1.0, got 1.5"):
+        parse("--top_p=1.5")
+    with pytest.raises(ConfigError, match=r"setting: 'batch_size' must be >= 1, got -2"):
+        Schema(batch_size=-2)  # constructing the settings in code is checked too
 
 
 def test_argument_without_equals():
@@ -85,7 +132,47 @@ def test_config_file_wrong_type_and_syntax_error(tmp_path):
         parse(str(cfg))
 
 
-def test_apply_updates_namespace():
-    namespace = dict(DEFAULTS)
-    changed = configurator.apply(namespace, ["--batch_size=2"])
-    assert namespace["batch_size"] == 2 and changed == {"batch_size": 2}
+def test_parse_uses_the_scripts_defaults_and_reports_what_was_given():
+    defaults = {
+        "batch_size": 2,
+        "learning_rate": 1e-3,
+        "compile": False,
+        "out_dir": "o",
+        "n_kv_heads": None,
+        "init_from": "scratch",
+        "top_p": None,
+    }
+    settings, given = configurator.parse(["--batch_size=3"], Schema, defaults=defaults)
+    assert settings == Schema(batch_size=3, learning_rate=1e-3, compile=False, out_dir="o") and given == {
+        "batch_size": 3
+    }
+    with pytest.raises(ConfigError, match="defines no global for the settings top_p"):
+        configurator.parse([], Schema, defaults={k: v for k, v in defaults.items() if k != "top_p"})
+
+
+def test_help_lists_every_setting_with_default_type_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        configurator.parse(["--help"], Schema, "usage: x.py")
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: x.py")
+    assert "  --n_kv_heads=None  (int or None) kv heads" in text
+    assert "  --init_from='scratch'  (str) start [scratch, resume or an absolute path]" in text
+
+
+@pytest.mark.parametrize("schema, argv, message", [
+    (TrainSettings, ["--dtype=bf61"], "'dtype' must be one of auto, bf16, fp16, fp32; got 'bf61'; did you mean bf16?"),
+    (TrainSettings, ["--device=cuda:x"], "'device' must be one of auto, cpu, cuda, mps or cuda:N; got 'cuda:x'"),
+    (TrainSettings, ["--init_from=gtp2"], "did you mean gpt2?"),
+    (TrainSettings, ["--data_order=sequentail"], "did you mean sequential?"),
+    (TrainSettings, ["--vocab_size=50257.0"], "'vocab_size' expects int or None, got float"),
+    (TrainSettings, ["--mlp_hidden=big"], "'mlp_hidden' expects int or None, got str"),
+    (SampleSettings, ["--temperature=-1"], "'temperature' must be >= 0.0, got -1.0"),
+    (SampleSettings, ["--max_new_tokens=0"], "'max_new_tokens' must be >= 1, got 0"),
+    (SampleSettings, ["--top_k=0"], "'top_k' must be >= 1, got 0"),
+    (SampleSettings, ["--top_p=0"], "'top_p' must be > 0.0, got 0.0"),
+])  # fmt: skip
+def test_entry_point_settings_are_checked(schema, argv, message):
+    with pytest.raises(ConfigError) as error:
+        configurator.parse(argv, schema)
+    assert message in str(error.value)

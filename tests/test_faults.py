@@ -1,4 +1,5 @@
 """Fault injection: kills, signals, NaNs, full disks, bad checkpoints and bad settings."""
+
 import errno
 import json
 import os
@@ -10,20 +11,30 @@ import time
 import pytest
 import torch
 
+import sample
 import train
-from checkpoint import CheckpointError, load_checkpoint
-from conftest import ROOT, run_script
+from conftest import ROOT, as_args, cli, run_script, tiny_settings
+from fitgpt.checkpoint import load_checkpoint, write_checkpoint
+from fitgpt.errors import CheckpointError, RunFailure
+from fitgpt.training import StopRequest, out_of_memory_message
 
-TINY = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
-        "--gradient_accumulation_steps=2", "--eval_iters=2", "--eval_interval=8", "--log_interval=1",
-        "--ckpt_interval=4", "--compile=False", "--device=cpu", "--learning_rate=3e-3", "--warmup_iters=3",
-        "--min_lr=3e-4", "--dropout=0.1", "--max_iters=20", "--lr_decay_iters=20"]
+# checkpoints every 4 iterations, dropout on: a resumed run must restore the RNG states too
+FAULTS = dict(batch_size=4, eval_iters=2, eval_interval=8, log_interval=1, ckpt_interval=4, warmup_iters=3, dropout=0.1)
+
+
+def fault_settings(**overrides):
+    return tiny_settings(**{**FAULTS, **overrides})
+
+
+def fault_args(**overrides):
+    return as_args(fault_settings(**overrides))
+
 
 # Runs train.py in-process after patching one function to SIGKILL the process at a chosen moment.
-HARNESS = """
+HARNESS = f"""
 import os, runpy, signal, sys
-sys.path.insert(0, {root!r})
-import loader
+sys.path.insert(0, {ROOT!r})
+from fitgpt import loader
 mode, n = sys.argv[1], int(sys.argv[2])
 calls = []
 def die():
@@ -51,8 +62,8 @@ else:  # killed during the n-th checkpoint write: the temporary file is complete
         return original_replace(src, dst)
     os.replace = replace
 sys.argv = ["train.py"] + sys.argv[3:]
-runpy.run_path(os.path.join({root!r}, "train.py"), run_name="__main__")
-""".format(root=ROOT)
+runpy.run_path(os.path.join({ROOT!r}, "train.py"), run_name="__main__")
+"""
 
 
 def losses(out_dir):
@@ -79,22 +90,26 @@ def reference_runs(char_dataset, tmp_path_factory):
     runs = {}
     for order in ("random", "sequential"):
         out = str(tmp_path_factory.mktemp(f"reference_{order}"))
-        run_script("train.py", *TINY, f"--data_dir={char_dataset}", f"--out_dir={out}", f"--data_order={order}")
+        train.run(fault_settings(data_dir=char_dataset, out_dir=out, data_order=order))
         runs[order] = out
     return runs
 
 
-@pytest.mark.parametrize("order, mode, n", [
-    ("random", "batch", 13),  # second micro-step of iteration 7 (2 per iteration)
-    ("random", "batch", 30),  # first micro-step of iteration 15
-    ("random", "save", 3),  # while writing the iteration-12 checkpoint
-    ("sequential", "batch", 19),
-])
+@pytest.mark.parametrize(
+    "order, mode, n",
+    [
+        ("random", "batch", 13),  # second micro-step of iteration 7 (2 per iteration)
+        pytest.param("random", "batch", 30, marks=pytest.mark.slow),  # first micro-step of iteration 15
+        ("random", "save", 3),  # while writing the iteration-12 checkpoint
+        pytest.param("sequential", "batch", 19, marks=pytest.mark.slow),
+    ],
+)
 def test_sigkill_then_resume_is_bit_identical(reference_runs, char_dataset, tmp_path, order, mode, n):
     out = str(tmp_path / "run")
-    args = [*TINY, f"--data_dir={char_dataset}", f"--out_dir={out}", f"--data_order={order}"]
-    killed = subprocess.run([sys.executable, "-c", HARNESS, mode, str(n), *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    args = fault_args(data_dir=char_dataset, out_dir=out, data_order=order)
+    killed = subprocess.run(
+        [sys.executable, "-c", HARNESS, mode, str(n), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     if mode == "save":
         assert any(".tmp." in name for name in os.listdir(out))  # the interrupted write left its temp file
@@ -106,9 +121,10 @@ def test_sigkill_then_resume_is_bit_identical(reference_runs, char_dataset, tmp_
 
 def test_sigterm_saves_and_exits_zero(char_dataset, tmp_path):
     out = str(tmp_path / "run")
-    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--max_iters=100000", "--lr_decay_iters=100000",
-                             "--ckpt_interval=1000", f"--data_dir={char_dataset}", f"--out_dir={out}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = fault_args(max_iters=100000, lr_decay_iters=100000, ckpt_interval=1000, data_dir=char_dataset, out_dir=out)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     metrics = os.path.join(out, "metrics.jsonl")
     deadline = time.time() + 120
     while time.time() < deadline and not (os.path.exists(metrics) and len(losses(out)) >= 3):
@@ -123,25 +139,20 @@ def test_sigterm_saves_and_exits_zero(char_dataset, tmp_path):
 
 def test_second_sigint_exits_at_once(monkeypatch):
     exits = []
-    monkeypatch.setattr(train.os, "_exit", exits.append)
+    monkeypatch.setattr(os, "_exit", exits.append)
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        stop = train.StopRequest()
+    with StopRequest() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.requested == "SIGINT" and exits == []
         os.kill(os.getpid(), signal.SIGINT)
         assert exits == [130]
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == previous  # handed back
 
 
-def test_nan_stop_policy_keeps_last_checkpoint(char_dataset, tmp_path):
+def test_nan_stop_policy_keeps_last_checkpoint(char_dataset, tmp_path, capsys):
     out = str(tmp_path / "run")
-    result = run_script("train.py", *TINY, "--inject_nan_at_iter=6", f"--data_dir={char_dataset}",
-                        f"--out_dir={out}", check=False)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "error: iteration 6: non-finite loss" in result.stderr
+    code, _, stderr = cli(train.main, fault_args(inject_nan_at_iter=6, data_dir=char_dataset, out_dir=out), capsys)
+    assert code == 1 and stderr.startswith("error: iteration 6: non-finite loss") and len(stderr.splitlines()) == 1
     checkpoint = load_checkpoint(os.path.join(out, "ckpt.pt"))
     assert checkpoint["iter_num"] == 4
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
@@ -149,21 +160,27 @@ def test_nan_stop_policy_keeps_last_checkpoint(char_dataset, tmp_path):
 
 def test_nan_skip_policy(char_dataset, tmp_path):
     out = str(tmp_path / "run")
-    run_script("train.py", *TINY, "--inject_nan_at_iter=6", "--on_nonfinite=skip", f"--data_dir={char_dataset}",
-               f"--out_dir={out}")
+    train.run(fault_settings(inject_nan_at_iter=6, on_nonfinite="skip", data_dir=char_dataset, out_dir=out))
     with open(os.path.join(out, "metrics.jsonl")) as f:
         skipped = {r["iter"]: r["skipped"] for r in map(json.loads, f) if "skipped" in r}
     assert skipped[6] == 0 and skipped[7] == 1 and skipped[20] == 1  # iteration index 6 is logged as iter 7
     checkpoint = load_checkpoint(os.path.join(out, "ckpt.pt"))
     assert checkpoint["iter_num"] == 20 and checkpoint["skipped_batches"] == 1
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
-    result = run_script("train.py", *TINY, "--inject_nan_at_iter=6", "--on_nonfinite=skip",
-                        "--max_skipped_in_a_row=1", f"--data_dir={char_dataset}", f"--out_dir={out}-2", check=False)
-    assert result.returncode != 0 and "1 non-finite batches in a row" in result.stderr
+    with pytest.raises(RunFailure, match="1 non-finite batches in a row"):
+        train.run(
+            fault_settings(
+                inject_nan_at_iter=6,
+                on_nonfinite="skip",
+                max_skipped_in_a_row=1,
+                data_dir=char_dataset,
+                out_dir=f"{out}-2",
+            )
+        )
 
 
 def test_disk_full_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    train.write_checkpoint(str(tmp_path), {"model": {"w": torch.ones(3)}, "model_args": {}, "iter_num": 1})
+    write_checkpoint(str(tmp_path), {"model": {"w": torch.ones(3)}, "model_args": {}, "iter_num": 1})
 
     def full_disk(obj, f):
         f.write(b"partial bytes")
@@ -171,7 +188,7 @@ def test_disk_full_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        train.write_checkpoint(str(tmp_path), {"model": {"w": torch.zeros(3)}, "model_args": {}, "iter_num": 2})
+        write_checkpoint(str(tmp_path), {"model": {"w": torch.zeros(3)}, "model_args": {}, "iter_num": 2})
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["ckpt.pt"]
     assert torch.equal(load_checkpoint(str(tmp_path / "ckpt.pt"))["model"]["w"], torch.ones(3))
@@ -179,7 +196,7 @@ def test_disk_full_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
 
 def test_keep_last_rotates_old_copies(tmp_path):
     for it in (10, 20, 30, 40):
-        train.write_checkpoint(str(tmp_path), {"model": {}, "model_args": {}, "iter_num": it}, keep_last=2)
+        write_checkpoint(str(tmp_path), {"model": {}, "model_args": {}, "iter_num": it}, keep_last=2)
     assert sorted(os.listdir(tmp_path)) == ["ckpt.pt", "ckpt_30.pt", "ckpt_40.pt"]
 
 
@@ -188,17 +205,17 @@ class Payload:
         return (os.system, ("echo pwned",))
 
 
-def test_pickled_object_checkpoint_refused(tmp_path):
+def test_pickled_object_checkpoint_refused(tmp_path, capsys):
     path = tmp_path / "ckpt.pt"
     torch.save({"model": {}, "model_args": {}, "evil": Payload()}, path)
     with pytest.raises(CheckpointError, match=r"ckpt.pt: refused, it holds pickled objects"):
         load_checkpoint(str(path))
-    result = run_script("sample.py", f"--out_dir={tmp_path}", check=False)
-    assert result.returncode != 0 and "refused" in result.stderr and "pwned" not in result.stdout
+    code, stdout, stderr = cli(sample.main, [f"--out_dir={tmp_path}"], capsys)
+    assert code == 2 and "refused" in stderr and "pwned" not in stdout
 
 
 def test_out_of_memory_message_suggests_smaller_micro_batch():
-    message = train.out_of_memory_message(16, 1024, 32, 77.2)
+    message = out_of_memory_message(16, 1024, 32, 77.2)
     assert "batch_size=16, block_size=1024" in message and "77.2 GiB" in message
     assert "batch_size=8 with gradient_accumulation_steps=64" in message
 
@@ -208,29 +225,37 @@ def corrupt(path, data):
     return path
 
 
-@pytest.mark.parametrize("case, args, expected", [
-    ("heads", ["--n_embd=30", "--n_head=4"], "n_embd (30) must be divisible by n_head (4)"),
-    ("kv_heads", ["--n_head=4", "--n_kv_heads=3", "--n_embd=32"], "n_head (4) must be divisible by n_kv_heads (3)"),
-    ("layers", ["--n_layer=0"], "n_layer must be positive"),
-    ("batch", ["--batch_size=0"], "batch_size and gradient_accumulation_steps must be positive"),
-    ("dtype", ["--dtype=fp16"], "dtype='fp16' is not supported for training on CPU"),
-    ("world", ["--gradient_accumulation_steps=3"], "must be divisible by the world size (2)"),
-    ("no_ckpt", ["--init_from=resume"], "ckpt.pt: no checkpoint there"),
-    ("truncated", ["--init_from=resume"], "ckpt.pt: not a readable checkpoint, truncated or corrupt"),
-    ("not_ckpt", ["--init_from=resume"], "ckpt.pt: not a readable checkpoint"),
-    ("shape", ["--init_from=resume", "--n_layer=3"], "model shape differs from the checkpoint: n_layer=3 (checkpoint has 2)"),
-    ("shard", [], "_train_000000.bin: bad magic number"),
-    ("out_dir", [], "is not a writable folder"),
-])
-def test_bad_input_is_one_line_error(char_dataset, tmp_path, case, args, expected):
-    out, data, env = tmp_path / "out", char_dataset, None
-    if case == "world":
-        env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}
+@pytest.mark.parametrize(
+    "case, args, expected",
+    [
+        ("heads", ["--n_embd=30", "--n_head=4"], "n_embd (30) must be divisible by n_head (4)"),
+        ("kv_heads", ["--n_head=4", "--n_kv_heads=3", "--n_embd=32"], "n_head (4) must be divisible by n_kv_heads (3)"),
+        ("layers", ["--n_layer=0"], "'n_layer' must be >= 1, got 0"),
+        ("batch", ["--batch_size=0"], "'batch_size' must be >= 1, got 0"),
+        ("dtype", ["--dtype=fp16"], "dtype='fp16' is not supported for training on CPU"),
+        ("world", ["--gradient_accumulation_steps=3"], "must be divisible by the world size (2)"),
+        ("no_ckpt", ["--init_from=resume"], "ckpt.pt: no checkpoint there"),
+        ("truncated", ["--init_from=resume"], "ckpt.pt: not a readable checkpoint, truncated or corrupt"),
+        ("not_ckpt", ["--init_from=resume"], "ckpt.pt: not a readable checkpoint"),
+        (
+            "shape",
+            ["--init_from=resume", "--n_layer=3"],
+            "model shape differs from the checkpoint: n_layer=3 (checkpoint has 2)",
+        ),
+        ("shard", [], "_train_000000.bin: bad magic number"),
+        ("out_dir", [], "is not a writable folder"),
+    ],
+)
+def test_bad_input_is_one_line_error(char_dataset, tmp_path, monkeypatch, capsys, case, args, expected):
+    out, data = tmp_path / "out", char_dataset
+    if case == "world":  # as torchrun sets them for rank 0 of 2
+        for name, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "2")):
+            monkeypatch.setenv(name, value)
     if case in ("truncated", "not_ckpt", "shape"):
-        run_script("train.py", *TINY, "--max_iters=4", f"--data_dir={data}", f"--out_dir={out}")
+        train.run(fault_settings(max_iters=4, data_dir=data, out_dir=str(out)))
         full = (out / "ckpt.pt").read_bytes()
         if case == "truncated":
-            corrupt(out / "ckpt.pt", full[:len(full) // 2])
+            corrupt(out / "ckpt.pt", full[: len(full) // 2])
         elif case == "not_ckpt":
             corrupt(out / "ckpt.pt", b"this is not a checkpoint")
     if case == "shard":
@@ -242,10 +267,9 @@ def test_bad_input_is_one_line_error(char_dataset, tmp_path, case, args, expecte
         shard.write_bytes(b"\x00" * 4 + shard.read_bytes()[4:])
     if case == "out_dir":
         out.write_text("a file, not a folder")
-    result = run_script("train.py", *TINY, f"--data_dir={data}", f"--out_dir={out}", *args, check=False, env=env)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert expected in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    code, _, stderr = cli(train.main, [*fault_args(data_dir=str(data), out_dir=str(out)), *args], capsys)
+    assert code == 2
+    assert stderr.startswith("error: ") and expected in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
     if case in ("truncated", "shape"):
         assert (out / "ckpt.pt").exists()  # nothing overwritten or removed

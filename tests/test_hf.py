@@ -4,9 +4,12 @@ import os
 import pytest
 import torch
 
-from checkpoint import save_checkpoint
-from conftest import run_script
-from hf import export_hf, load_hf
+import export
+import train
+from conftest import cli, tiny_settings
+from fitgpt.checkpoint import save_checkpoint
+from fitgpt.errors import ConfigError
+from fitgpt.hf import export_hf, load_hf
 from model import GPT, GPTConfig
 
 transformers = pytest.importorskip("transformers")
@@ -46,13 +49,16 @@ def hf_logits(hf_dir, idx):
         return hf_model(idx).logits, hf_model
 
 
-@pytest.mark.parametrize("overrides, arch", [
-    (dict(GPT2_STYLE, bias=True), "GPT2LMHeadModel"),
-    (dict(GPT2_STYLE, bias=False, tie_embeddings=False, mlp_hidden=48), "GPT2LMHeadModel"),
-    (dict(LLAMA_STYLE, bias=False, n_kv_heads=2, rope_theta=500.0), "LlamaForCausalLM"),
-    (dict(LLAMA_STYLE, bias=False, n_kv_heads=1, tie_embeddings=False), "LlamaForCausalLM"),
-    (dict(LLAMA_STYLE, bias=True, n_kv_heads=2), "LlamaForCausalLM"),
-])
+@pytest.mark.parametrize(
+    "overrides, arch",
+    [
+        (dict(GPT2_STYLE, bias=True), "GPT2LMHeadModel"),
+        (dict(GPT2_STYLE, bias=False, tie_embeddings=False, mlp_hidden=48), "GPT2LMHeadModel"),
+        (dict(LLAMA_STYLE, bias=False, n_kv_heads=2, rope_theta=500.0), "LlamaForCausalLM"),
+        (dict(LLAMA_STYLE, bias=False, n_kv_heads=1, tie_embeddings=False), "LlamaForCausalLM"),
+        (dict(LLAMA_STYLE, bias=True, n_kv_heads=2), "LlamaForCausalLM"),
+    ],
+)
 def test_export_matches_transformers(tmp_path, overrides, arch):
     model = tiny(**overrides)
     assert export_hf(model, tmp_path) == arch
@@ -62,14 +68,17 @@ def test_export_matches_transformers(tmp_path, overrides, arch):
     torch.testing.assert_close(theirs, our_logits(model, idx), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("overrides, named", [
-    (dict(pos_emb="rope", norm="layernorm", mlp="swiglu"), "norm='layernorm'"),
-    (dict(pos_emb="learned", mlp="swiglu"), "mlp='swiglu'"),
-    (dict(qk_norm=True), "qk_norm=True"),
-    (dict(n_kv_heads=2), "n_kv_heads=2"),
-])
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        (dict(pos_emb="rope", norm="layernorm", mlp="swiglu"), "norm='layernorm'"),
+        (dict(pos_emb="learned", mlp="swiglu"), "mlp='swiglu'"),
+        (dict(qk_norm=True), "qk_norm=True"),
+        (dict(n_kv_heads=2), "n_kv_heads=2"),
+    ],
+)
 def test_export_refuses_unrepresentable(tmp_path, overrides, named):
-    with pytest.raises(ValueError, match="cannot export to Hugging Face") as e:
+    with pytest.raises(ConfigError, match="cannot export to Hugging Face") as e:
         export_hf(tiny(**overrides), tmp_path)
     assert named in str(e.value) and "\n" not in str(e.value)
     assert not os.listdir(tmp_path)
@@ -83,21 +92,29 @@ def save_tiny_hf(tmp_path, config):
     return hf_model
 
 
+LLAMA_TINY = dict(
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=40,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=32,
+)
+
+
 @pytest.mark.parametrize("config", [
     transformers.GPT2Config(vocab_size=97, n_positions=32, n_embd=32, n_layer=2, n_head=4, bos_token_id=None,
-                             eos_token_id=None),
-    transformers.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
+                            eos_token_id=None),
+    transformers.LlamaConfig(**LLAMA_TINY, num_key_value_heads=2,
                              rope_parameters={"rope_type": "default", "rope_theta": 1000.0}),
-    transformers.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
-                             num_attention_heads=4, max_position_embeddings=32, tie_word_embeddings=True,
-                             attention_bias=True, mlp_bias=True),
-], ids=["gpt2", "llama-gqa", "llama-tied-bias"])
+    transformers.LlamaConfig(**LLAMA_TINY, tie_word_embeddings=True, attention_bias=True, mlp_bias=True),
+], ids=["gpt2", "llama-gqa", "llama-tied-bias"])  # fmt: skip
 def test_load_hf_matches_transformers(tmp_path, config):
     hf_model = save_tiny_hf(tmp_path, config)
     model, model_args = load_hf(str(tmp_path))
     assert model_args == {name: getattr(model.config, name) for name in GPTConfig.field_names()}
-    assert GPT(GPTConfig(**model_args)).num_params() == model.num_params()
+    assert model.config.padded_vocab_size == 128  # 97 real rows from transformers, zero padding
+    assert torch.equal(model.transformer.wte.weight[97:], torch.zeros(31, 32))
     idx = torch.randint(0, 97, (2, 32))
     with torch.no_grad():
         theirs = hf_model(idx).logits
@@ -111,25 +128,25 @@ def test_round_trip_and_block_size_crop(tmp_path):
     assert model_args["block_size"] == 16 and model_args["dropout"] == 0.1
     idx = torch.randint(0, 97, (2, 16))
     torch.testing.assert_close(our_logits(loaded.eval(), idx), our_logits(model, idx))
-    with pytest.raises(ValueError, match="block_size=64"):
+    with pytest.raises(ConfigError, match="block_size=64"):
         load_hf(str(tmp_path), block_size=64)
 
 
 def test_load_hf_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ValueError, match="not in the Hugging Face cache; download it first"):
+    with pytest.raises(ConfigError, match="not in the Hugging Face cache; download it first"):
         load_hf("fitgpt-tests/no-such-model")
-    with pytest.raises(ValueError, match="not a Hugging Face model folder"):
+    with pytest.raises(ConfigError, match="not a Hugging Face model folder"):
         load_hf(str(tmp_path))
     transformers.GPT2Config(n_layer=1).save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="cannot read its weights"):
+    with pytest.raises(ConfigError, match="cannot read its weights"):
         load_hf(str(tmp_path))
     transformers.GPT2Config(n_layer=1, activation_function="relu").save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="activation_function='relu'"):
+    with pytest.raises(ConfigError, match="activation_function='relu'"):
         load_hf(str(tmp_path))
 
 
-def test_export_script(tmp_path):
+def test_export_script(tmp_path, capsys):
     model = tiny(**LLAMA_STYLE, n_kv_heads=2)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -137,19 +154,21 @@ def test_export_script(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     model_args = {name: getattr(model.config, name) for name in GPTConfig.field_names()}
-    save_checkpoint(out_dir / "ckpt.pt", {"model": model.state_dict(), "model_args": model_args,
-                                          "config": {"data_dir": str(data_dir)}})
-    result = run_script("export.py", f"--out_dir={out_dir}", f"--hf_dir={tmp_path / 'hf'}")
-    assert "LlamaForCausalLM" in result.stdout and "tokenizer: char" in result.stdout
+    save_checkpoint(
+        out_dir / "ckpt.pt",
+        {"model": model.state_dict(), "model_args": model_args, "config": {"data_dir": str(data_dir)}},
+    )
+    code, stdout, _ = cli(export.main, [f"--out_dir={out_dir}", f"--hf_dir={tmp_path / 'hf'}"], capsys)
+    assert code == 0 and "LlamaForCausalLM" in stdout and "tokenizer: char" in stdout
     assert (tmp_path / "hf" / "meta.json").exists()
     idx = torch.randint(0, 97, (1, 32))
     theirs, _ = hf_logits(tmp_path / "hf", idx)
     torch.testing.assert_close(theirs, our_logits(model, idx), atol=1e-5, rtol=0)
 
-    result = run_script("export.py", f"--out_dir={tmp_path / 'missing'}", check=False)
-    assert result.returncode == 1 and result.stderr.startswith("error: ") and "ckpt.pt" in result.stderr
-    result = run_script("export.py", "--hf_dri=x", check=False)
-    assert result.returncode == 1 and "did you mean hf_dir" in result.stderr
+    code, _, stderr = cli(export.main, [f"--out_dir={tmp_path / 'missing'}"], capsys)
+    assert code == 2 and stderr.startswith("error: ") and "ckpt.pt" in stderr, stderr
+    code, _, stderr = cli(export.main, ["--hf_dri=x"], capsys)
+    assert code == 2 and "did you mean hf_dir" in stderr
 
 
 def test_train_initialises_from_hf_folder(tmp_path, char_dataset):
@@ -159,8 +178,11 @@ def test_train_initialises_from_hf_folder(tmp_path, char_dataset):
     torch.manual_seed(0)
     transformers.AutoModelForCausalLM.from_config(config).save_pretrained(hf_dir)
     out = tmp_path / "out"
-    run_script("train.py", "config/shakespeare_char.py", f"--init_from={hf_dir}", f"--data_dir={char_dataset}",
-               f"--out_dir={out}", "--block_size=32", "--max_iters=2", "--eval_interval=2", "--eval_iters=1")
+    train.run(
+        tiny_settings(
+            init_from=str(hf_dir), data_dir=char_dataset, out_dir=str(out), max_iters=2, eval_interval=2, eval_iters=1
+        )
+    )
     checkpoint = torch.load(out / "ckpt.pt", weights_only=True)
     assert checkpoint["model_args"]["n_layer"] == 2 and checkpoint["model_args"]["block_size"] == 32
     assert checkpoint["model_args"]["vocab_size"] == 65 and checkpoint["model_args"]["bias"] is True

@@ -5,8 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from loader import TokenLoader
-from shards import HEADER_BYTES, MAGIC, ShardError, write_shard
+from fitgpt.errors import DataError
+from fitgpt.loader import TokenLoader
+from fitgpt.shards import HEADER_BYTES, MAGIC, write_shard
 
 
 @pytest.fixture
@@ -66,8 +67,9 @@ def test_ranks_get_disjoint_data(dataset):
         loader = TokenLoader(dataset, "train", 4, 10, "sequential", seed=5, rank=rank, world_size=2)
         seen.append({(int(a), int(b)) for x, _ in batches(loader, 20) for a, b in zip(x[:, 0], x[:, 1])})
     assert len(seen[0]) == 80 and len(seen[1]) == 80 and not seen[0] & seen[1]
-    random_streams = [batches(TokenLoader(dataset, "train", 4, 10, "random", seed=5, rank=r, world_size=2), 3)
-                      for r in range(2)]
+    random_streams = [
+        batches(TokenLoader(dataset, "train", 4, 10, "random", seed=5, rank=r, world_size=2), 3) for r in range(2)
+    ]
     assert any((a[0] != b[0]).any() for a, b in zip(*random_streams))
 
 
@@ -94,17 +96,17 @@ def test_reads_npy_and_headerless_bins(tmp_path):
 
 
 def test_missing_split_and_short_shards_named(tmp_path):
-    with pytest.raises(ShardError, match=rf"{tmp_path}: no train shards"):
+    with pytest.raises(DataError, match=rf"{tmp_path}: no train shards"):
         TokenLoader(tmp_path, "train", 2, 8)
     write_shard(tmp_path / "d_train_000000.bin", np.arange(8))
-    with pytest.raises(ShardError, match=r"d_train_000000.bin: every train shard is shorter than block_size\+1"):
+    with pytest.raises(DataError, match=r"d_train_000000.bin: every train shard is shorter than block_size\+1"):
         TokenLoader(tmp_path, "train", 2, 8)
 
 
 def test_token_ids_beyond_vocab_named(dataset):
     loader = TokenLoader(dataset, "train", 2, 8)
     loader.check_vocab(6000)
-    with pytest.raises(ShardError, match=r"d_train_000002.bin: holds token id 5999 but the model's vocab_size is 5000"):
+    with pytest.raises(DataError, match=r"d_train_000002.bin: holds token id 5999 but the model's vocab_size is 5000"):
         loader.check_vocab(5000)
 
 

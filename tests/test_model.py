@@ -6,6 +6,9 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from fitgpt import accounting
+from fitgpt.errors import ConfigError
+from fitgpt.training import make_optimizer
 from model import GPT, GPTConfig, decode_layout, sample_next
 
 
@@ -68,7 +71,8 @@ def test_embeddings_are_tied():
     assert model.lm_head.weight is model.transformer.wte.weight
     untied = tiny(tie_embeddings=False)
     assert untied.lm_head.weight is not untied.transformer.wte.weight
-    assert untied.num_params() == model.num_params() + 97 * 32
+    # 97 tokens padded to 128 rows; the count is of the tensors as they are, padding included
+    assert accounting.param_count(untied.config) == accounting.param_count(model.config) + 128 * 32
 
 
 def test_residual_projections_use_scaled_init():
@@ -106,7 +110,7 @@ def test_decode_layout_gives_the_same_logits_and_leaves_the_model_unchanged():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     expected, _ = model(idx)
     with decode_layout(model):
-        assert model.lm_head.decode_weight.shape == (32, 97)  # (in, out)
+        assert model.lm_head.decode_weight.shape == (32, 128)  # (in, out), the padded vocabulary
         assert model.lm_head.decode_weight.is_contiguous()
         model.generate(idx, 3)  # generate's own decode_layout, nested, keeps the outer one's copies
         assert model.lm_head.decode_weight is not None
@@ -118,10 +122,33 @@ def test_decode_layout_gives_the_same_logits_and_leaves_the_model_unchanged():
 
 
 def test_gpt2_small_parameter_count():
+    unpadded = GPTConfig(vocab_size=50257, vocab_multiple=1)  # Hugging Face's gpt2
+    assert accounting.param_count(unpadded) == 124_439_808
+    assert accounting.param_count(unpadded, include_position_embeddings=False) == 124_439_808 - 1024 * 768
+    padded = GPTConfig()  # GPT-2's vocabulary padded to 50304 rows, as trained here (and by nanoGPT)
+    assert padded.vocab_size == 50257 and padded.padded_vocab_size == 50304
+    assert accounting.param_count(padded) == 124_439_808 + 47 * 768
     with torch.device("meta"):
-        model = GPT(GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768))
-    assert model.num_params() == 124_439_808
-    assert model.num_params(exclude_position_embeddings=True) == 124_439_808 - 1024 * 768
+        assert sum(p.numel() for p in GPT(padded).parameters()) == accounting.param_count(padded)
+
+
+def test_padded_vocabulary_changes_nothing_but_the_matmul_shape():
+    """The padding rows' logits are cut off: loss and logits are those of the real vocabulary,
+    equal to an unpadded model with the same weights, and sampling never returns a padding id."""
+    padded = tiny(vocab_size=97, vocab_multiple=64).eval()
+    unpadded = tiny(vocab_size=97, vocab_multiple=1).eval()
+    state = padded.state_dict()
+    for name in ("transformer.wte.weight", "lm_head.weight"):
+        state[name] = state[name][:97]
+    unpadded.load_state_dict(state)
+    idx = torch.randint(0, 97, (2, 16))
+    (a, loss_a), (b, loss_b) = padded(idx, idx), unpadded(idx, idx)
+    assert padded.lm_head.weight.shape == (128, 32) and a.shape == (2, 16, 97)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(loss_a, loss_b)
+    with torch.no_grad():
+        padded.lm_head.weight[97:] = 100.0  # padding logits that would win every draw if they were not cut
+    assert padded.generate(idx, 20, temperature=1.0).max() < 97
 
 
 @pytest.mark.parametrize("options", [{}, {"n_kv_heads": 2, "mlp": "swiglu", "pos_emb": "rope", "norm": "rmsnorm"}])
@@ -132,19 +159,19 @@ def test_flops_per_token_matches_counted_flops(options):
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         _, loss = model(idx, idx)
         loss.backward()
-    assert counter.get_total_flops() == model.flops_per_token(32) * idx.numel()
+    assert counter.get_total_flops() == accounting.flops_per_token(model.config, 32) * idx.numel()
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match="n_embd .* divisible by n_head"):
+    with pytest.raises(ConfigError, match="n_embd .* divisible by n_head"):
         GPTConfig(n_embd=100, n_head=3)
-    with pytest.raises(ValueError, match="n_layer must be positive"):
+    with pytest.raises(ConfigError, match="n_layer must be positive"):
         GPTConfig(n_layer=0)
 
 
 def test_optimizer_decays_only_matrices():
     model = tiny()
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    opt = make_optimizer(model, 0.1, 1e-3, (0.9, 0.95), "cpu")
     decay, no_decay = opt.param_groups
     assert all(p.dim() >= 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
     assert all(p.dim() < 2 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0

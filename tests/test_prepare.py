@@ -13,10 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import corpus
 from conftest import ROOT, run_script
-from shards import open_tokens, read_header, read_meta
-from tokenization import get_tokenizer
+from fitgpt import corpus
+from fitgpt.errors import FitGPTError
+from fitgpt.shards import open_tokens, read_header, read_meta
+from fitgpt.tokenization import get_tokenizer
 
 EOT = 50256
 SHARD = 5000
@@ -62,7 +63,7 @@ def docs(shakespeare_text):
     for _ in range(60):
         n = rng.randint(100, 3000)
         start = rng.randrange(len(shakespeare_text) - n)
-        out.append(shakespeare_text[start:start + n])
+        out.append(shakespeare_text[start : start + n])
     out[30] = shakespeare_text[:40_000]
     out[10] = ""
     out[20] = "a <|endoftext|> in the text is text; naïve café 😀 ünïcödé\n"
@@ -95,21 +96,21 @@ def files(docs, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(files, tmp_path_factory):
+def reference(files, tmp_path_factory, gpt2_encoding):
     """data/text/prepare.py's output for the corpus, uninterrupted."""
     out = tmp_path_factory.mktemp("reference")
     load_script("text").prepare(files, str(out), val_tokens=3000, shard_tokens=SHARD, num_proc=2)
     return str(out)
 
 
-def test_text_round_trip(docs, reference):
-    import tiktoken
-
-    enc = tiktoken.get_encoding("gpt2")
+def test_text_round_trip(docs, reference, gpt2_encoding):
+    enc = gpt2_encoding
     names = sorted(shard_files(reference))
     assert names[0] == "text_train_000001.bin" and names[-1] == "text_val_000000.bin"
-    sizes = [read_header(os.path.join(reference, f"text_{'val' if i == 0 else 'train'}_{i:06d}.bin"))
-             for i in range(len(names))]
+    sizes = [
+        read_header(os.path.join(reference, f"text_{'val' if i == 0 else 'train'}_{i:06d}.bin"))
+        for i in range(len(names))
+    ]
     assert sizes[0] == 3000 and set(sizes[1:-1]) == {SHARD} and 0 < sizes[-1] <= SHARD
     # the token stream of a straightforward tokenization, document by document
     expected = np.concatenate([[EOT] + enc.encode_ordinary(d) for d in docs])
@@ -140,8 +141,9 @@ def test_resume_is_byte_identical(files, reference, tmp_path, capsys):
 def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path):
     text = load_script("text")
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, max_tokens=12_345, num_proc=2)
-    assert [read_header(tmp_path / n) for n in ("text_val_000000.bin", "text_train_000001.bin",
-                                                 "text_train_000002.bin")] == [3000, SHARD, 4345]
+    assert [
+        read_header(tmp_path / n) for n in ("text_val_000000.bin", "text_train_000001.bin", "text_train_000002.bin")
+    ] == [3000, SHARD, 4345]
     assert len(shard_files(tmp_path)) == 3
     np.testing.assert_array_equal(token_stream(tmp_path), token_stream(reference)[:12_345])
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, num_proc=2)  # a larger budget
@@ -150,25 +152,37 @@ def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path):
     assert sorted(shard_files(tmp_path)) == ["text_train_000001.bin", "text_val_000000.bin"]
 
 
-def test_fineweb_local_parquet_and_hub_path_agree(docs, tmp_path, monkeypatch):
+def test_fineweb_local_parquet_and_hub_path_agree(docs, tmp_path, monkeypatch, gpt2_encoding):
     datasets = pytest.importorskip("datasets")
     parquet = tmp_path / "fw.parquet"
     pq.write_table(pa.table({"text": docs, "url": [f"u{i}" for i in range(len(docs))]}), parquet, row_group_size=16)
     local = tmp_path / "local"
-    run_script("data/fineweb/prepare.py", "--local", str(parquet), "--out_dir", str(local),
-               "--shard-tokens", str(SHARD), "--num-proc", "2")
+    run_script(
+        "data/fineweb/prepare.py",
+        "--local",
+        str(parquet),
+        "--out_dir",
+        str(local),
+        "--shard-tokens",
+        str(SHARD),
+        "--num-proc",
+        "2",
+    )
     names = sorted(shard_files(local))
     assert names[0] == "fineweb_train_000001.bin" and names[-1] == "fineweb_val_000000.bin"
     assert read_header(local / "fineweb_val_000000.bin") == SHARD
-    import tiktoken
-
-    enc = tiktoken.get_encoding("gpt2")
+    enc = gpt2_encoding
     assert [enc.decode(d) for d in split_documents(token_stream(local), EOT)] == docs
 
     # the Hub path, offline: datasets streams the same parquet file in place of HuggingFaceFW/fineweb-edu
     real = datasets.load_dataset
-    monkeypatch.setattr(datasets, "load_dataset", lambda repo, name, split, streaming: real(
-        "parquet", data_files=[str(parquet)], split=split, streaming=streaming))
+    monkeypatch.setattr(
+        datasets,
+        "load_dataset",
+        lambda repo, name, split, streaming: real(
+            "parquet", data_files=[str(parquet)], split=split, streaming=streaming
+        ),
+    )
     hub = tmp_path / "hub"
     load_script("fineweb").prepare("fineweb-edu", "sample-10BT", out_dir=str(hub), shard_tokens=SHARD, num_proc=2)
     assert shard_files(hub) == {n.replace("fineweb", "fineweb_edu"): b for n, b in shard_files(local).items()}
@@ -178,7 +192,7 @@ CRASH = """
 import os, runpy, signal, sys
 import numpy as np
 sys.path.insert(0, {root!r})
-import corpus, fsutil, shards
+from fitgpt import corpus, fsutil, shards
 
 written = []
 
@@ -198,10 +212,15 @@ runpy.run_path(os.path.join({root!r}, "data", "fineweb", "prepare.py"), run_name
 """
 
 
-def test_killed_prepare_leaves_only_complete_shards(files, tmp_path):
+def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encoding):
     args = ["--local", *files, "--out_dir", str(tmp_path / "out"), "--shard-tokens", str(SHARD), "--num-proc", "2"]
-    proc = subprocess.Popen([sys.executable, "-c", CRASH.format(root=ROOT, args=args)], cwd=ROOT,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASH.format(root=ROOT, args=args)],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert proc.wait(timeout=60) == -signal.SIGKILL
     finally:
@@ -229,8 +248,20 @@ def test_tinystories_sentencepiece(docs, tmp_path):
     (data / "data00.json").write_text(json.dumps([{"story": s} for s in stories[:10]]), encoding="utf-8")
     (data / "data01.json").write_text(json.dumps([{"story": " " + s + "\n"} for s in stories[10:]]), encoding="utf-8")
     out = tmp_path / "out"
-    load_script("tinystories").main(["--local", str(data / "data*.json"), "--vocab-size", "400", "--out_dir", str(out),
-                                     "--shard-tokens", str(SHARD), "--num-proc", "2"])
+    load_script("tinystories").main(
+        [
+            "--local",
+            str(data / "data*.json"),
+            "--vocab-size",
+            "400",
+            "--out_dir",
+            str(out),
+            "--shard-tokens",
+            str(SHARD),
+            "--num-proc",
+            "2",
+        ]
+    )
     meta = read_meta(out)
     assert meta == {"tokenizer": "sentencepiece", "model_file": "tok400.model", "vocab_size": 400, "eot_id": 1}
     tok = get_tokenizer(meta, str(out))
@@ -239,23 +270,22 @@ def test_tinystories_sentencepiece(docs, tmp_path):
         assert tok.decode(tok.encode(s)) == s
     names = [os.path.basename(p) for p in shard_paths(out)]
     val = [n for n in names if "_val_" in n]
-    assert val and names[:len(val)] == val and all("_train_" in n for n in names[len(val):])
+    assert val and names[: len(val)] == val and all("_train_" in n for n in names[len(val) :])
     # data00.json is the validation set (as in llama2.c); every story starts with BOS, stripped
     decoded = [tok.decode(d) for d in split_documents(token_stream(out), meta["eot_id"])]
     assert decoded == stories
     assert os.path.getsize(out / "tok400.model") > 0 and not glob.glob(str(out / "*.tmp*"))
 
 
-def test_tinystories_gpt2_with_val_files(docs, tmp_path):
+def test_tinystories_gpt2_with_val_files(docs, tmp_path, gpt2_encoding):
     train, val = tmp_path / "train.jsonl", tmp_path / "valid.jsonl"
     train.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[:30]), encoding="utf-8")
     val.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[50:]), encoding="utf-8")
     out = tmp_path / "out"
-    load_script("tinystories").prepare([str(train)], [str(val)], str(out), shard_tokens=SHARD, num_proc=2,
-                                       text_field="text")
-    import tiktoken
-
-    enc = tiktoken.get_encoding("gpt2")
+    load_script("tinystories").prepare(
+        [str(train)], [str(val)], str(out), shard_tokens=SHARD, num_proc=2, text_field="text"
+    )
+    enc = gpt2_encoding
     val_tokens = np.concatenate([open_tokens(p) for p in sorted(glob.glob(str(out / "*_val_*.bin")))])
     assert [enc.decode(d) for d in split_documents(val_tokens, EOT)] == [d.strip() for d in docs[50:]]
     everything = [enc.decode(d) for d in split_documents(token_stream(out), EOT)]
@@ -269,21 +299,35 @@ def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
     for name, data in shard_files(reference).items():
         (out / name.replace("text_", "tinystories_")).write_bytes(data)
     (out / "meta.json").write_text(json.dumps({"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT}))
-    with pytest.raises(SystemExit, match=r"^error: .*out: holds tinystories shards of another tokenizer"):
-        load_script("tinystories").main(["--local", *files[:1], "--local-val", files[1], "--text-field", "text",
-                                         "--vocab-size", "400", "--out_dir", str(out)])
+    with pytest.raises(FitGPTError, match=r"out: holds tinystories shards of another tokenizer"):
+        load_script("tinystories").main(
+            [
+                "--local",
+                *files[:1],
+                "--local-val",
+                files[1],
+                "--text-field",
+                "text",
+                "--vocab-size",
+                "400",
+                "--out_dir",
+                str(out),
+            ]
+        )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input", "nowhere/*.jsonl"], r"nowhere/\*\.jsonl: no such file"),
-    (["--input", "{csv}"], r"a\.csv: unsupported file type"),
-    (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: a record has no 'body' field \(it has text, id\)"),
-    (["--input", "{parquet}", "--text-field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "nowhere/*.jsonl"], r"nowhere/\*\.jsonl: no such file"),
+        (["--input", "{csv}"], r"a\.csv: unsupported file type"),
+        (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: a record has no 'body' field \(it has text, id\)"),
+        (["--input", "{parquet}", "--text-field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
+    ],
+)
 def test_text_errors_are_one_line(files, tmp_path, args, message):
     csv = tmp_path / "a.csv"
     csv.write_text("x")
     args = [a.format(csv=csv, jsonl=files[0], parquet=files[1]) for a in args]
-    with pytest.raises(SystemExit, match=rf"^error: .*{message}"):
+    with pytest.raises(FitGPTError, match=message):
         load_script("text").main([*args, "--out_dir", str(tmp_path / "out"), "--num-proc", "1"])
-

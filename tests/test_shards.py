@@ -3,7 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from shards import HEADER_BYTES, MAGIC, ShardError, find_shards, open_tokens, read_header, write_shard
+from fitgpt.errors import DataError
+from fitgpt.shards import HEADER_BYTES, MAGIC, find_shards, open_tokens, read_header, write_shard
 
 
 def test_round_trip(tmp_path):
@@ -39,7 +40,7 @@ def test_truncated_file_rejected_with_name(tmp_path):
     write_shard(path, np.arange(100))
     with open(path, "r+b") as f:
         f.truncate(HEADER_BYTES + 150)
-    with pytest.raises(ShardError, match=rf"{path}: .*truncated"):
+    with pytest.raises(DataError, match=rf"{path}: .*truncated"):
         open_tokens(path)
 
 
@@ -49,7 +50,7 @@ def test_wrong_magic_rejected_with_name(tmp_path):
     data = bytearray(path.read_bytes())
     data[:4] = (1234).to_bytes(4, "little")
     path.write_bytes(bytes(data))
-    with pytest.raises(ShardError, match=rf"{path}: bad magic number 1234"):
+    with pytest.raises(DataError, match=rf"{path}: bad magic number 1234"):
         open_tokens(path)
 
 
@@ -58,15 +59,15 @@ def test_wrong_version_and_short_file(tmp_path):
     header = np.zeros(256, dtype="<i4")
     header[:3] = (MAGIC, 7, 0)
     path.write_bytes(header.tobytes())
-    with pytest.raises(ShardError, match=rf"{path}: unsupported shard version 7"):
+    with pytest.raises(DataError, match=rf"{path}: unsupported shard version 7"):
         open_tokens(path)
     path.write_bytes(b"\x00" * 8)
-    with pytest.raises(ShardError, match=rf"{path}: .*too short"):
+    with pytest.raises(DataError, match=rf"{path}: .*too short"):
         open_tokens(path)
 
 
 def test_out_of_range_tokens_refused(tmp_path):
-    with pytest.raises(ShardError, match="uint16"):
+    with pytest.raises(DataError, match="uint16"):
         write_shard(tmp_path / "x.bin", [70000])
     assert not list(tmp_path.iterdir())  # nothing half-written left behind
 

@@ -1,25 +1,35 @@
 import json
 import math
 import os
+import sys
+import types
 
 import pytest
 import torch
 
-from conftest import run_script
-from train import get_lr
+import bench
+import sample
+import train
+from conftest import TINY, as_args, cli, run_script, tiny_settings
+from fitgpt import distributed
+from fitgpt.errors import ConfigError, RunFailure
+from fitgpt.training import get_lr
 
 LR = dict(learning_rate=1e-3, warmup_iters=10, lr_decay_iters=110, min_lr=1e-4)
 
 
-@pytest.mark.parametrize("it, expected", [
-    (0, 1e-3 / 11),  # warmup: linear from lr/(warmup+1)
-    (9, 1e-3 * 10 / 11),
-    (10, 1e-3),  # cosine starts at the peak
-    (60, 1e-4 + 0.5 * 9e-4),  # halfway down the cosine
-    (85, 1e-4 + 0.5 * (1 + math.cos(math.pi * 0.75)) * 9e-4),
-    (110, 1e-4),  # end of decay
-    (500, 1e-4),  # flat afterwards
-])
+@pytest.mark.parametrize(
+    "it, expected",
+    [
+        (0, 1e-3 / 11),  # warmup: linear from lr/(warmup+1)
+        (9, 1e-3 * 10 / 11),
+        (10, 1e-3),  # cosine starts at the peak
+        (60, 1e-4 + 0.5 * 9e-4),  # halfway down the cosine
+        (85, 1e-4 + 0.5 * (1 + math.cos(math.pi * 0.75)) * 9e-4),
+        (110, 1e-4),  # end of decay
+        (500, 1e-4),  # flat afterwards
+    ],
+)
 def test_lr_schedule(it, expected):
     assert get_lr(it, **LR) == pytest.approx(expected, rel=1e-12)
 
@@ -28,21 +38,16 @@ def test_lr_constant_without_decay():
     assert get_lr(50, decay_lr=False, **LR) == 1e-3
 
 
-TINY = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
-        "--gradient_accumulation_steps=2", "--eval_iters=4", "--log_interval=5", "--compile=False",
-        "--device=cpu", "--learning_rate=3e-3", "--warmup_iters=5", "--min_lr=3e-4"]
-
-
 def read_metrics(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]
 
 
-def test_train_resume_sample_end_to_end(char_dataset, tmp_path):
+def test_train_resume_sample_end_to_end(char_dataset, tmp_path, capsys):
+    """The script with a config file, as the README runs it; then resume and sample in-process."""
     out = str(tmp_path / "run")
-    common = ["config/shakespeare_char.py", *TINY, f"--data_dir={char_dataset}", f"--out_dir={out}",
-              "--lr_decay_iters=60", "--eval_interval=20"]
-    result = run_script("train.py", *common, "--max_iters=40")
+    settings = tiny_settings(data_dir=char_dataset, out_dir=out, lr_decay_iters=60, eval_interval=20, max_iters=40)
+    result = run_script("train.py", "config/shakespeare_char.py", *as_args(settings))
     assert "iter 40" in result.stdout
 
     records = read_metrics(out)
@@ -59,66 +64,144 @@ def test_train_resume_sample_end_to_end(char_dataset, tmp_path):
     assert ckpt["iter_num"] == 40
     assert not any(k.startswith("_orig_mod.") for k in ckpt["model"])
     assert ckpt["model_args"]["n_layer"] == 2 and ckpt["config"]["batch_size"] == 8
+    assert ckpt["model_args"]["vocab_size"] == 62 and ckpt["model_args"]["vocab_multiple"] == 1  # the config's
     assert "optimizer" in ckpt
 
-    result = run_script("train.py", "--init_from=resume", f"--out_dir={out}", "--max_iters=60")
-    assert "resuming from" in result.stdout and "at iteration 40" in result.stdout
-    records = read_metrics(out)
-    assert [r["iter"] for r in records if "loss" in r][-4:] == [45, 50, 55, 60]
+    final = train.run(tiny_settings(init_from="resume", out_dir=out, max_iters=60), {"max_iters": 60})
+    assert "resuming from" in capsys.readouterr().out
+    assert final["iter"] == 60 and final["best_val_loss"] <= evals[-1]["val_loss"]
+    assert [r["iter"] for r in read_metrics(out) if "loss" in r][-4:] == [45, 50, 55, 60]
     assert torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)["iter_num"] == 60
 
-    result = run_script("sample.py", f"--out_dir={out}", "--num_samples=2", "--max_new_tokens=50",
-                        "--start=ROMEO:", "--device=cpu")
-    assert result.stdout.count("ROMEO:") == 2
-    assert len(result.stdout) > 2 * 50
+    code, stdout, _ = cli(
+        sample.main,
+        [f"--out_dir={out}", "--num_samples=2", "--max_new_tokens=50", "--start=ROMEO:", "--device=cpu"],
+        capsys,
+    )
+    assert code == 0 and stdout.count("ROMEO:") == 2 and len(stdout) > 2 * 50
 
 
+def test_run_returns_final_metrics_and_leaves_the_module_defaults_alone(char_dataset, tmp_path):
+    before = train.batch_size
+    final = train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "run")))
+    assert final["iter"] == 20 and final["tokens"] == 20 * 2 * 8 * 32 and final["skipped"] == 0
+    assert final["best_val_loss"] == final["val_loss"] < math.log(62)  # better than uniform over 62 characters
+    assert train.batch_size == before
+
+
+@pytest.mark.slow
 def test_compiled_model_checkpoint_has_clean_names(char_dataset, tmp_path):
     out = str(tmp_path / "run")
-    run_script("train.py", *TINY, "--compile=True", f"--data_dir={char_dataset}", f"--out_dir={out}",
-               "--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--vocab_size=65")
+    train.run(
+        tiny_settings(compile=True, data_dir=char_dataset, out_dir=out, max_iters=2, eval_interval=2, eval_iters=1)
+    )
     ckpt = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)
     assert ckpt["iter_num"] == 2 and not any("_orig_mod" in k for k in ckpt["model"])
 
 
-def test_bad_setting_is_one_line_error(char_dataset, tmp_path):
-    result = run_script("train.py", "--batch_sise=4", check=False)
-    assert result.returncode != 0
-    assert result.stderr.strip().startswith(
-        "error: argument '--batch_sise=4': unknown setting 'batch_sise'; did you mean batch_size")
-    assert len(result.stderr.strip().splitlines()) == 1
-    result = run_script("train.py", f"--data_dir={tmp_path / 'missing'}", check=False)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert f"no train shards in {tmp_path / 'missing'} (or the folder does not exist)" in result.stderr
+def test_bad_setting_is_one_line_error(tmp_path, capsys):
+    code, _, stderr = cli(train.main, ["--batch_sise=4"], capsys)
+    assert code == 2
+    assert stderr.startswith("error: argument '--batch_sise=4': unknown setting 'batch_sise'; did you mean batch_size")
+    assert len(stderr.splitlines()) == 1
+    code, _, stderr = cli(
+        train.main, [f"--data_dir={tmp_path / 'missing'}", f"--out_dir={tmp_path}", "--device=cpu"], capsys
+    )
+    assert code == 2 and len(stderr.splitlines()) == 1
+    assert f"no train shards in {tmp_path / 'missing'} (or the folder does not exist)" in stderr
 
 
-def test_epoch_accounting_warns_past_one_epoch(shakespeare_text, tmp_path):
-    data = tmp_path / "small"
-    run_script("-c", "import sys; sys.path.insert(0, 'data/shakespeare_char'); import prepare; "
-               f"prepare.prepare({shakespeare_text[:5000]!r}, {str(data)!r})")
+def test_help_lists_settings(capsys):
+    code, stdout, _ = cli(train.main, ["--help"], capsys)
+    assert (
+        code == 0
+        and stdout.startswith("Train a GPT")
+        and "  --batch_size=16  (int) micro-batch size per rank" in stdout
+    )
+
+
+def test_epoch_accounting_warns_past_one_epoch(shakespeare_text, tmp_path, capsys):
+    sys.path.insert(0, "data/shakespeare_char")
+    try:
+        from prepare import prepare
+    finally:
+        sys.path.pop(0)
+    data = str(tmp_path / "small")
+    prepare(shakespeare_text[:5000], data)
     out = str(tmp_path / "run")
-    result = run_script("train.py", *TINY, f"--data_dir={data}", f"--out_dir={out}", "--max_iters=20",
-                        "--eval_interval=20", "--lr_decay_iters=20")
-    assert "4,500 train / 500 val tokens; 512 tokens per iteration x 20 iterations = 10,240 tokens = 2.28 epochs" \
-        in result.stdout
-    assert "WARNING: this run reads the train split 2.3 times over" in result.stdout
-    assert "max_iters <= 8" in result.stdout
+    train.run(tiny_settings(data_dir=data, out_dir=out))
+    stdout = capsys.readouterr().out
+    assert (
+        "4,500 train / 500 val tokens; 512 tokens per iteration x 20 iterations = 10,240 tokens = 2.28 epochs" in stdout
+    )
+    assert "WARNING: this run reads the train split 2.3 times over" in stdout
+    assert "max_iters <= 8" in stdout
     epochs = [r["epoch"] for r in read_metrics(out) if "epoch" in r]
     assert epochs[-1] == pytest.approx(10240 / 4500, abs=1e-3) and epochs == sorted(epochs)
 
 
-def test_bench_reports_speed(char_dataset):
-    result = run_script("bench.py", *TINY, f"--data_dir={char_dataset}", "--real_data=True", "--bench_steps=3")
-    assert "2 micro-steps = 512 tokens per step" in result.stdout
-    assert "tokens/s, MFU n/a" in result.stdout
-    result = run_script("bench.py", *TINY, "--bench_steps=0", check=False)
-    assert result.returncode != 0 and result.stderr.strip() == "error: bench_steps must be positive and bench_warmup >= 0"
+def test_wandb_gets_every_record_including_the_first_evaluation(char_dataset, tmp_path, monkeypatch):
+    logged = []
+    run = types.SimpleNamespace(log=lambda record, step: logged.append((step, record)), finish=lambda: None)
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kwargs: run))
+    out = str(tmp_path / "run")
+    train.run(tiny_settings(data_dir=char_dataset, out_dir=out, wandb_log=True))
+    assert logged[0][0] == 0 and "val_loss" in logged[0][1]
+    assert [record for _, record in logged] == read_metrics(out)
 
 
+def test_bench_reports_speed(char_dataset, capsys):
+    args = [f"--{k}={v}" for k, v in TINY.items()]
+    code, stdout, stderr = cli(
+        bench.main, [*args, f"--data_dir={char_dataset}", "--real_data=True", "--bench_steps=3"], capsys
+    )
+    assert code == 0, stderr
+    assert "2 micro-steps = 512 tokens per step" in stdout and "tokens/s, MFU n/a" in stdout
+    code, _, stderr = cli(bench.main, [*args, "--bench_steps=0"], capsys)
+    assert code == 2 and stderr == "error: argument '--bench_steps=0': 'bench_steps' must be >= 1, got 0\n"
+
+
+def test_bench_out_of_memory_off_cuda_is_one_line(monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CPU: failed to allocate")
+
+    monkeypatch.setattr(bench, "forward_backward", out_of_memory)
+    settings = bench.BenchSettings(**{**TINY, "batch_size": 8, "gradient_accumulation_steps": 2, "vocab_size": 65})
+    with pytest.raises(
+        RunFailure,
+        match=r"out of memory with micro-batch batch_size=8, block_size=32; try "
+        r"batch_size=4 with gradient_accumulation_steps=4",
+    ):
+        bench.run(settings)
+
+
+@pytest.mark.parametrize(
+    "device, local_rank, cuda, expected",
+    [
+        ("cuda", 3, True, "cuda:3"),  # every rank its own GPU, not all of them on cuda:0
+        ("auto", 1, True, "cuda:1"),
+        ("cuda:0", 1, True, "cuda:0"),  # an explicit index is the user's choice
+        ("auto", 1, False, "auto"),  # no GPU: runtime.py picks the CPU
+        ("cpu", 2, True, "cpu"),
+    ],
+)
+def test_each_rank_gets_its_own_gpu(device, local_rank, cuda, expected):
+    assert distributed.rank_device(device, local_rank, cuda) == expected
+
+
+def test_micro_steps_divide_among_ranks():
+    assert distributed.micro_steps_per_rank(32, 8) == 4
+    with pytest.raises(
+        ConfigError, match=r"gradient_accumulation_steps \(3\) must be divisible by the world size \(2\)"
+    ):
+        distributed.micro_steps_per_rank(3, 2)
+
+
+@pytest.mark.slow
 def test_two_rank_ddp_on_cpu_trains_and_resumes(char_dataset, tmp_path):
     out = str(tmp_path / "run")
     torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
-    args = [*TINY, f"--data_dir={char_dataset}", f"--out_dir={out}", "--data_order=sequential", "--eval_interval=4"]
+    args = as_args(tiny_settings(data_dir=char_dataset, out_dir=out, data_order="sequential", eval_interval=4))
     run_script(*torchrun, *args, "--max_iters=4")
     checkpoint = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)
     assert [state["rank"] for state in checkpoint["loader"]] == [0, 1]

@@ -13,13 +13,16 @@ data/<name>/ (or --out_dir). Run again with the same arguments, an interrupted r
 where it stopped (the documents already in shards are streamed again but not tokenized); delete
 the folder to start afresh. Importable: prepare(...) does the same.
 """
+
 import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from corpus import GPT2_META, dataset_texts, expand, iter_documents, write_dataset  # noqa: E402
+from fitgpt.corpus import add_writer_arguments, dataset_texts, expand, iter_documents, write_dataset
+from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.tokenization import GPT2_META
 
 REPOS = {"fineweb": "HuggingFaceFW/fineweb", "fineweb-edu": "HuggingFaceFW/fineweb-edu"}
 
@@ -35,38 +38,44 @@ def hub_documents(dataset, subset):
     return dataset_texts(ds, "text", f"{REPOS[dataset]} ({subset})")
 
 
-def prepare(dataset="fineweb", subset="sample-10BT", local=None, out_dir=None, shard_tokens=100_000_000,
-            max_tokens=None, num_proc=None, text_field="text"):
+def prepare(
+    dataset="fineweb",
+    subset="sample-10BT",
+    local=None,
+    out_dir=None,
+    shard_tokens=100_000_000,
+    max_tokens=None,
+    num_proc=None,
+    text_field="text",
+):
     """Write the shards and meta.json; local: glob patterns of .parquet/.jsonl/.txt files to read
     instead of the Hub. Returns (shards, tokens)."""
     if dataset not in REPOS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(REPOS)}")
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(REPOS)}")
     name = dataset.replace("-", "_")
     out_dir = out_dir or default_out_dir(dataset)
     docs = iter_documents(expand(local), text_field) if local else hub_documents(dataset, subset)
-    return write_dataset(docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=shard_tokens, max_tokens=max_tokens,
-                         num_proc=num_proc)
+    return write_dataset(
+        docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=shard_tokens, max_tokens=max_tokens, num_proc=num_proc
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fineweb", choices=sorted(REPOS))
-    parser.add_argument("--subset", default="sample-10BT",
-                        help="Hub config: sample-10BT, sample-100BT, sample-350BT, CC-MAIN-2024-10, ...")
+    parser.add_argument(
+        "--subset",
+        default="sample-10BT",
+        help="Hub config: sample-10BT, sample-100BT, sample-350BT, CC-MAIN-2024-10, ...",
+    )
     parser.add_argument("--local", nargs="+", metavar="FILES", help="read these files (globs) instead of the Hub")
     parser.add_argument("--text-field", default="text", help="record field holding the text (--local jsonl/parquet)")
     parser.add_argument("--out_dir", help="default: data/fineweb or data/fineweb_edu")
-    parser.add_argument("--shard-tokens", type=int, default=100_000_000)
-    parser.add_argument("--max-tokens", type=lambda s: int(float(s)), help="stop after this many tokens, e.g. 14.6e9")
-    parser.add_argument("--num-proc", type=int, default=os.cpu_count(), help="tokenizer processes")
+    add_writer_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        shards, tokens = prepare(args.dataset, args.subset, args.local, args.out_dir, args.shard_tokens,
-                                 args.max_tokens, args.num_proc, args.text_field)
-    except (OSError, ValueError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
+    shards, tokens = prepare(**vars(args))  # the options are named as prepare's parameters
     print(f"{tokens:,} tokens in {shards} shards in {args.out_dir or default_out_dir(args.dataset)}")
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -8,6 +8,7 @@ Writes shakespeare_char_train_000000.bin (first 90%), shakespeare_char_val_00000
 and meta.json with the character table, beside this file (or in --out_dir).
 Importable: prepare(text, out_dir) does the same for any string.
 """
+
 import argparse
 import os
 import sys
@@ -16,7 +17,8 @@ import urllib.request
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from shards import shard_name, write_meta, write_shard  # noqa: E402
+from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.shards import shard_name, write_meta, write_shard
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 NAME = "shakespeare_char"
@@ -43,7 +45,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.input:
         if not os.path.isfile(args.input):
-            sys.exit(f"error: --input {args.input}: no such file")
+            raise ConfigError(f"--input {args.input}: no such file")
         with open(args.input, encoding="utf-8") as f:
             text = f.read()
     else:
@@ -55,4 +57,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -12,49 +12,54 @@ are the validation set, <name>_val_000000.bin; the rest follow as <name>_train_0
 of --shard-tokens tokens each, in data/<name>/ (or --out_dir), with meta.json. Run again with
 the same arguments, an interrupted run continues where it stopped. Importable: prepare(...).
 """
+
 import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from corpus import GPT2_META, expand, iter_documents, write_dataset  # noqa: E402
+from fitgpt.corpus import add_writer_arguments, expand, iter_documents, write_dataset
+from fitgpt.errors import ConfigError, DataError, exit_on_error
+from fitgpt.tokenization import GPT2_META
 
 
-def prepare(inputs, out_dir, name="text", text_field="text", val_tokens=1_000_000, shard_tokens=100_000_000,
-            max_tokens=None, num_proc=None):
+def prepare(
+    inputs,
+    out_dir,
+    name="text",
+    text_field="text",
+    val_tokens=1_000_000,
+    shard_tokens=100_000_000,
+    max_tokens=None,
+    num_proc=None,
+):
     """Tokenize the files matching the glob patterns inputs into shards and meta.json in out_dir;
     returns (shards, tokens)."""
     if val_tokens < 1:
-        raise ValueError(f"--val-tokens must be at least 1, got {val_tokens}")
+        raise ConfigError(f"--val-tokens must be at least 1, got {val_tokens}")
     docs = iter_documents(expand(inputs), text_field)
-    shards, tokens = write_dataset(docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=val_tokens,
-                                   max_tokens=max_tokens, num_proc=num_proc)
+    shards, tokens = write_dataset(
+        docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=val_tokens, max_tokens=max_tokens, num_proc=num_proc
+    )
     if tokens <= val_tokens:
-        raise ValueError(f"{out_dir}: all {tokens:,} tokens went to the val shard and none to train; "
-                         f"lower --val-tokens")
+        raise DataError(f"{out_dir}: all {tokens:,} tokens went to the val shard and none to train; lower --val-tokens")
     return shards, tokens
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", nargs="+", required=True, metavar="FILES", help="files or glob patterns")
+    parser.add_argument("--input", dest="inputs", nargs="+", required=True, metavar="FILES", help="files or globs")
     parser.add_argument("--name", default="text", help="shard name prefix and folder data/<name>")
     parser.add_argument("--out_dir", help="default: data/<name>")
     parser.add_argument("--text-field", default="text", help="record field holding the text (jsonl/parquet)")
     parser.add_argument("--val-tokens", type=int, default=1_000_000, help="the first tokens, held out for validation")
-    parser.add_argument("--shard-tokens", type=int, default=100_000_000)
-    parser.add_argument("--max-tokens", type=lambda s: int(float(s)), help="stop after this many tokens")
-    parser.add_argument("--num-proc", type=int, default=os.cpu_count(), help="tokenizer processes")
+    add_writer_arguments(parser)
     args = parser.parse_args(argv)
-    out_dir = args.out_dir or os.path.join(HERE, "..", args.name)
-    try:
-        shards, tokens = prepare(args.input, out_dir, args.name, args.text_field, args.val_tokens,
-                                 args.shard_tokens, args.max_tokens, args.num_proc)
-    except (OSError, ValueError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
-    print(f"{tokens:,} tokens in {shards} shards in {out_dir}")
+    args.out_dir = args.out_dir or os.path.join(HERE, "..", args.name)
+    shards, tokens = prepare(**vars(args))  # the options are named as prepare's parameters
+    print(f"{tokens:,} tokens in {shards} shards in {args.out_dir}")
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -19,6 +19,7 @@ Writes tinystories_val_000000.bin, ... (all validation stories), then tinystorie
 ... and meta.json in data/tinystories (or --out_dir). Rerunning an interrupted run continues it.
 Importable: prepare(...) does the same.
 """
+
 import argparse
 import itertools
 import math
@@ -27,7 +28,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from corpus import GPT2_META, dataset_texts, expand, iter_documents, write_dataset  # noqa: E402
+from fitgpt.corpus import add_writer_arguments, dataset_texts, expand, iter_documents, write_dataset
+from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.tokenization import GPT2_META
 
 HUB = "roneneldan/TinyStories"
 NAME = "tinystories"
@@ -59,12 +62,22 @@ def train_vocab(texts, vocab_size, out_dir, num_texts):
             f.write(text + "\n")
     try:
         sentencepiece.SentencePieceTrainer.train(
-            input=tmp + ".txt", model_prefix=tmp, model_type="bpe", vocab_size=vocab_size,
-            input_format="text", character_coverage=1.0, num_threads=os.cpu_count(),
-            split_digits=True, allow_whitespace_only_pieces=True, byte_fallback=True,
-            unk_surface=r" \342\201\207 ", normalization_rule_name="identity", remove_extra_whitespaces=False,
-            minloglevel=2)
-        os.replace(tmp + ".vocab", model[:-len(".model")] + ".vocab")
+            input=tmp + ".txt",
+            model_prefix=tmp,
+            model_type="bpe",
+            vocab_size=vocab_size,
+            input_format="text",
+            character_coverage=1.0,
+            num_threads=os.cpu_count(),
+            split_digits=True,
+            allow_whitespace_only_pieces=True,
+            byte_fallback=True,
+            unk_surface=r" \342\201\207 ",
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            minloglevel=2,
+        )
+        os.replace(tmp + ".vocab", model[: -len(".model")] + ".vocab")
         os.replace(tmp + ".model", model)  # last: the model exists only once complete
     finally:
         for leftover in (tmp + ".txt", tmp + ".model", tmp + ".vocab"):
@@ -73,20 +86,29 @@ def train_vocab(texts, vocab_size, out_dir, num_texts):
     return model
 
 
-def prepare(local=None, local_val=None, out_dir=HERE, vocab_size=None, vocab_stories=200_000,
-            shard_tokens=100_000_000, num_proc=None, text_field="story"):
+def prepare(
+    local=None,
+    local_val=None,
+    out_dir=HERE,
+    vocab_size=None,
+    vocab_stories=200_000,
+    shard_tokens=100_000_000,
+    num_proc=None,
+    text_field="story",
+):
     """Write val then train shards and meta.json; local, local_val: glob patterns of files to read
     instead of the Hub. Returns (shards, tokens)."""
     train_files = val_files = None
     if local_val and not local:
-        raise ValueError("--local-val needs --local (the training files)")
+        raise ConfigError("--local-val needs --local (the training files)")
     if local:
         train_files = expand(local)
         val_files = expand(local_val) if local_val else train_files[:1]
         train_files = [f for f in train_files if f not in val_files]
         if not train_files:
-            raise ValueError("--local: no training files left once the validation file is set aside; "
-                             "give more files or --local-val")
+            raise ConfigError(
+                "--local: no training files left once the validation file is set aside; give more files or --local-val"
+            )
     model_file, meta = None, GPT2_META
     if vocab_size:
         os.makedirs(out_dir, exist_ok=True)
@@ -94,36 +116,39 @@ def prepare(local=None, local_val=None, out_dir=HERE, vocab_size=None, vocab_sto
         import sentencepiece
 
         bos = sentencepiece.SentencePieceProcessor(model_file=model_file).bos_id()
-        meta = {"tokenizer": "sentencepiece", "model_file": os.path.basename(model_file), "vocab_size": vocab_size,
-                "eot_id": bos}  # the delimiter between stories: a sampler stops at it
-    common = dict(out_dir=out_dir, name=NAME, meta=meta, shard_tokens=shard_tokens, model_file=model_file,
-                  num_proc=num_proc)
-    first_train, val_tokens = write_dataset(stories(val_files, text_field, "validation"), val_tokens=math.inf,
-                                            desc="val", **common)
-    shards, train_tokens = write_dataset(stories(train_files, text_field, "train"), first_index=first_train,
-                                         desc="train", **common)
+        meta = {
+            "tokenizer": "sentencepiece",
+            "model_file": os.path.basename(model_file),
+            "vocab_size": vocab_size,
+            "eot_id": bos,
+        }  # the delimiter between stories: a sampler stops at it
+    common = dict(
+        out_dir=out_dir, name=NAME, meta=meta, shard_tokens=shard_tokens, model_file=model_file, num_proc=num_proc
+    )
+    first_train, val_tokens = write_dataset(
+        stories(val_files, text_field, "validation"), val_tokens=math.inf, desc="val", **common
+    )
+    shards, train_tokens = write_dataset(
+        stories(train_files, text_field, "train"), first_index=first_train, desc="train", **common
+    )
     return shards, val_tokens + train_tokens
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--local", nargs="+", metavar="FILES", help="read these files (globs) instead of the Hub")
-    parser.add_argument("--local-val", nargs="+", metavar="FILES",
-                        help="validation files (default: the first --local file)")
+    parser.add_argument(
+        "--local-val", nargs="+", metavar="FILES", help="validation files (default: the first --local file)"
+    )
     parser.add_argument("--text-field", default="story", help="record field holding the story (--local)")
     parser.add_argument("--vocab-size", type=int, help="train a SentencePiece vocabulary of this size, not GPT-2's")
     parser.add_argument("--vocab-stories", type=int, default=200_000, help="stories the vocabulary is learnt from")
     parser.add_argument("--out_dir", default=HERE)
-    parser.add_argument("--shard-tokens", type=int, default=100_000_000)
-    parser.add_argument("--num-proc", type=int, default=os.cpu_count(), help="tokenizer processes")
+    add_writer_arguments(parser, max_tokens=False)
     args = parser.parse_args(argv)
-    try:
-        shards, tokens = prepare(args.local, args.local_val, args.out_dir, args.vocab_size, args.vocab_stories,
-                                 args.shard_tokens, args.num_proc, args.text_field)
-    except (OSError, ValueError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
+    shards, tokens = prepare(**vars(args))  # the options are named as prepare's parameters
     print(f"{tokens:,} tokens in {shards} shards in {args.out_dir}")
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -1,8 +1,10 @@
 """Crash-safe file writing, shared by shard, meta.json and checkpoint writers."""
+
 import os
+from collections.abc import Callable
 
 
-def atomic_write(path, write_fn):
+def atomic_write(path: str | os.PathLike, write_fn: Callable) -> None:
     """Write through write_fn(file) to a temporary name in the same folder, fsync, then rename:
     readers see either the old file or the complete new one, never a partial one."""
     path = os.fspath(path)

@@ -10,24 +10,41 @@ its B*(T+1) tokens. Two orders:
                  see the same tokens within an epoch.
 The loader's position is a small dict (state_dict / load_state_dict) stored in checkpoints.
 """
+
 import os
+import subprocess
+import sys
 
 import numpy as np
 import torch
 
-from shards import ShardError, find_shards, open_tokens, read_meta
+from fitgpt.errors import ConfigError, DataError
+from fitgpt.settings import TrainSettings
+from fitgpt.shards import find_shards, open_tokens, read_meta
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DATA_ORDERS = ("random", "sequential")
 
 
 class TokenLoader:
-    def __init__(self, data_dir, split, batch_size, block_size, data_order="random", seed=1337,
-                 rank=0, world_size=1, device="cpu"):
+    def __init__(
+        self,
+        data_dir: str,
+        split: str,
+        batch_size: int,
+        block_size: int,
+        data_order: str = "random",
+        seed: int = 1337,
+        rank: int = 0,
+        world_size: int = 1,
+        device: str = "cpu",
+    ):
         if data_order not in DATA_ORDERS:
-            raise ValueError(f"data_order must be one of {DATA_ORDERS}, got {data_order!r}")
+            raise ConfigError(f"data_order must be one of {DATA_ORDERS}, got {data_order!r}")
         self.paths = find_shards(data_dir, split)
         if not self.paths:
-            raise ShardError(f"{data_dir}: no {split} shards (expected files like *_{split}_000000.bin)")
+            raise DataError(f"{data_dir}: no {split} shards (expected files like *_{split}_000000.bin)")
         self.split, self.data_order = split, data_order
         self.batch_size, self.block_size = batch_size, block_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
@@ -40,23 +57,27 @@ class TokenLoader:
         self.rows_per_shard = np.maximum(self.sizes - 1, 0) // block_size
         if self.windows.sum() == 0:
             biggest = self.paths[int(self.sizes.argmax())]
-            raise ShardError(f"{biggest}: every {split} shard is shorter than block_size+1 = {block_size + 1} "
-                             f"tokens (largest has {int(self.sizes.max())}); use a smaller block_size")
+            raise DataError(
+                f"{biggest}: every {split} shard is shorter than block_size+1 = {block_size + 1} "
+                f"tokens (largest has {int(self.sizes.max())}); use a smaller block_size"
+            )
         self.pin = str(device).startswith("cuda")
         self.reset()
 
-    def check_vocab(self, vocab_size, sample_tokens=16384):
+    def check_vocab(self, vocab_size: int, sample_tokens: int = 16384) -> None:
         """Refuse shards holding token ids >= vocab_size, checked on the start, middle and end of
         each shard (reading everything would take minutes on a large dataset)."""
         for path, shard in zip(self.paths, self.shards):
             n = len(shard)
             for start in sorted({0, max(0, n // 2 - sample_tokens // 2), max(0, n - sample_tokens)}):
-                chunk = np.asarray(shard[start:start + sample_tokens])
+                chunk = np.asarray(shard[start : start + sample_tokens])
                 if chunk.size and int(chunk.max()) >= vocab_size:
-                    raise ShardError(f"{path}: holds token id {int(chunk.max())} but the model's vocab_size is "
-                                     f"{vocab_size}; the data was made with another tokenizer, or set vocab_size")
+                    raise DataError(
+                        f"{path}: holds token id {int(chunk.max())} but the model's vocab_size is "
+                        f"{vocab_size}; the data was made with another tokenizer, or set vocab_size"
+                    )
 
-    def reset(self):
+    def reset(self) -> None:
         self.rng = np.random.Generator(np.random.PCG64([self.seed, self.rank]))
         self.epoch, self.shard_pos, self.row = 0, 0, 0  # sequential order's position
         self.tokens_read = 0
@@ -84,12 +105,12 @@ class TokenLoader:
                 if self.shard_pos == len(self._order):
                     self.epoch, self.shard_pos = self.epoch + 1, 0
                     self._order = self._epoch_order(self.epoch)
-        return windows[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        return windows[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
 
-    def next_batch(self):
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) as int64 tensors of shape (batch_size, block_size) on the loader's device."""
         windows = self._random_windows() if self.data_order == "random" else self._sequential_windows()
-        rows = np.stack([self.shards[i][s:s + self.block_size + 1] for i, s in windows]).astype(np.int64)
+        rows = np.stack([self.shards[i][s : s + self.block_size + 1] for i, s in windows]).astype(np.int64)
         self.tokens_read += rows.shape[0] * self.block_size
         batch = torch.from_numpy(rows)
         if self.pin:  # page-locked memory lets the copy to the GPU overlap with compute
@@ -97,36 +118,81 @@ class TokenLoader:
         batch = batch.to(self.device, non_blocking=True)
         return batch[:, :-1], batch[:, 1:]
 
-    def epochs_done(self):
+    def epochs_done(self) -> float:
         """Fraction of the split this rank's stream has covered, counted in tokens."""
         return self.tokens_read * self.world_size / self.num_tokens
 
-    def state_dict(self):
-        return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "shard_pos": self.shard_pos,
-                "row": self.row, "tokens_read": self.tokens_read, "data_order": self.data_order,
-                "seed": self.seed, "rank": self.rank, "world_size": self.world_size}
+    def state_dict(self) -> dict:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "epoch": self.epoch,
+            "shard_pos": self.shard_pos,
+            "row": self.row,
+            "tokens_read": self.tokens_read,
+            "data_order": self.data_order,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+        }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         if (state["data_order"], state["seed"], state["world_size"]) != (self.data_order, self.seed, self.world_size):
-            raise ValueError(
+            raise ConfigError(
                 f"the checkpoint's data position is for data_order={state['data_order']!r}, seed={state['seed']}, "
-                f"world_size={state['world_size']}; resume with the same settings")
+                f"world_size={state['world_size']}; resume with the same settings"
+            )
         self.rng.bit_generator.state = state["rng"]
         self.epoch, self.shard_pos, self.row = state["epoch"], state["shard_pos"], state["row"]
         self.tokens_read = state["tokens_read"]
         self._order = self._epoch_order(self.epoch)
 
 
-def default_data_dir(dataset):
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", dataset)
+def run_loaders(
+    data_dir: str, settings: TrainSettings, rank: int = 0, world_size: int = 1, device: str = "cpu"
+) -> tuple["TokenLoader", dict[str, "TokenLoader"]]:
+    """(the training loader, {'train', 'val'} evaluation loaders) of a run: evaluation always reads
+    the same random windows (its own seed, restarted each time), so evaluations compare."""
+    s = settings
+    train = TokenLoader(data_dir, "train", s.batch_size, s.block_size, s.data_order, s.seed, rank, world_size, device)
+    evals = {
+        split: TokenLoader(data_dir, split, s.batch_size, s.block_size, "random", s.seed + 1, rank, world_size, device)
+        for split in ("train", "val")
+    }
+    return train, evals
 
 
-def data_dir_of(config):
-    """The dataset folder named by a run's settings (a dict with 'data_dir' and 'dataset')."""
-    return config.get("data_dir") or default_data_dir(config.get("dataset", ""))
+def data_dir_of(config: dict) -> str:
+    """The dataset folder named by a run's settings (a dict with 'data_dir' and 'dataset'):
+    data_dir, else data/<dataset> in this repository."""
+    return config.get("data_dir") or os.path.join(REPO, "data", config.get("dataset", ""))
 
 
-def dataset_meta(config):
+def dataset_meta(config: dict) -> tuple[str, dict | None]:
     """(data_dir, meta.json dict or None) of a run's dataset; None too when the folder is gone."""
     data_dir = data_dir_of(config)
     return data_dir, (read_meta(data_dir) if os.path.isdir(data_dir) else None)
+
+
+def prepare_if_missing(config: dict) -> str:
+    """The run's dataset folder; with auto_prepare, data/<dataset>/prepare.py runs first when it
+    has no train shards. A missing dataset is one line naming the command that makes it."""
+    path = data_dir_of(config)
+    if find_shards(path, "train"):
+        return path
+    dataset = config.get("dataset", "")
+    prepare = os.path.join(REPO, "data", dataset, "prepare.py")
+    if config.get("auto_prepare") and not config.get("data_dir") and os.path.exists(prepare):
+        print(f"dataset {dataset!r} not prepared yet: running {prepare}", flush=True)
+        if subprocess.run([sys.executable, prepare]).returncode != 0:
+            raise DataError(
+                f"{prepare} failed (its error is above); run it yourself, e.g. with --input "
+                f"for a local copy of the text"
+            )
+        return path
+    if dataset == "fineweb_edu":
+        hint = "run: python data/fineweb/prepare.py --dataset fineweb-edu"
+    elif os.path.exists(prepare) and not config.get("data_dir"):
+        hint = f"run: python {os.path.relpath(prepare)}"
+    else:
+        hint = "prepare it with a data/*/prepare.py script (data/text/prepare.py for your own files), or set data_dir"
+    raise DataError(f"no train shards in {path} (or the folder does not exist); {hint}")

@@ -1,36 +1,18 @@
 """
-Device and precision setup, shared by train.py, sample.py and bench.py.
+Device and precision: which device a run uses, its dtype, the autocast context, and what the
+device is called (for the GPU table in accounting.py).
 """
-from contextlib import nullcontext
+
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
+from fitgpt.errors import SetupError
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Dense bf16 tensor-core peak (no sparsity), FLOP/s, used for MFU. Matched by substring of the
-# device name; set peak_flops in the config for a GPU not listed.
-PEAK_BF16_FLOPS = [
-    ("MI300X", 1307.4e12),
-    ("MI250X", 383e12),
-    ("H200", 989e12),
-    ("H100", 989e12),
-    ("A100", 312e12),
-    ("A10G", 70e12),
-    ("L40S", 362e12),
-    ("L4", 121e12),
-    ("RTX 4090", 165.2e12),  # GeForce: fp32 accumulation runs at half the fp16-accumulate rate
-    ("RTX 4080", 97.5e12),
-    ("RTX 4070", 58.3e12),
-    ("RTX 3090", 71e12),
-    ("V100", 125e12),
-]
 
-
-class SetupError(ValueError):
-    """A device or dtype the machine cannot provide."""
-
-
-def resolve_device(device="auto"):
+def resolve_device(device: str = "auto") -> str:
     """'auto' -> cuda (NVIDIA or ROCm), then mps, then cpu; anything else is checked and returned."""
     if device == "auto":
         if torch.cuda.is_available():
@@ -48,7 +30,7 @@ def resolve_device(device="auto"):
     return device
 
 
-def resolve_dtype(dtype, device):
+def resolve_dtype(dtype: str, device: str) -> str:
     """'auto' -> bf16 on GPUs that support it, else fp16 (with a GradScaler); fp32 on CPU."""
     kind = device.split(":")[0]
     if dtype == "auto":
@@ -64,7 +46,9 @@ def resolve_dtype(dtype, device):
     return dtype
 
 
-def setup_device(device="auto", dtype="auto", seed=None):
+def setup_device(
+    device: str = "auto", dtype: str = "auto", seed: int | None = None
+) -> tuple[str, str, AbstractContextManager]:
     """Resolve device and dtype, enable TF32, seed; returns (device, dtype_name, autocast context)."""
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
@@ -73,21 +57,25 @@ def setup_device(device="auto", dtype="auto", seed=None):
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     kind = device.split(":")[0]
-    if dtype == "fp32":
-        ctx = nullcontext()
-    else:
-        ctx = torch.autocast(device_type=kind, dtype=DTYPES[dtype])
+    ctx = nullcontext() if dtype == "fp32" else torch.autocast(device_type=kind, dtype=DTYPES[dtype])
     return device, dtype, ctx
 
 
-def peak_flops(device, override=0.0):
-    """Peak bf16 FLOP/s of the device for MFU, or None when unknown (e.g. CPU)."""
-    if override:
-        return override
-    if not str(device).startswith("cuda"):
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, flops in PEAK_BF16_FLOPS:
-        if key in name:
-            return flops
+def device_name(device: str) -> str:
+    """The device's name as torch reports it ('NVIDIA H100 80GB HBM3', 'AMD Instinct MI300X'), or its kind."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return device.split(":")[0]
+
+
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (a no-op off CUDA), so timings measure the work itself."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_gib(device: str) -> float | None:
+    """Peak memory allocated by tensors on a CUDA device since the last reset, or None elsewhere."""
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**30
     return None

@@ -1,62 +1,78 @@
 """
-Tokenizers, chosen by a dataset's meta.json: 'char' (a character table), 'gpt2' (tiktoken),
-'sentencepiece' (a model file beside the shards). Each has encode(str) -> list[int],
+Tokenizers, chosen in one place from a dataset's meta.json: 'char' (a character table), 'gpt2'
+(tiktoken), 'sentencepiece' (a model file beside the shards). A dataset without meta.json (e.g.
+llm.c's published shards) is GPT-2 tokens. Each tokenizer has encode(str) -> list[int],
 decode(list[int]) -> str, vocab_size and eot_id (None when there is no end-of-text token).
 """
+
 import os
+
+from fitgpt.errors import ConfigError
+
+GPT2_VOCAB_SIZE = 50257  # GPT-2's BPE tokens; the model pads its embedding to 50304
+GPT2_EOT = 50256  # <|endoftext|>
+GPT2_META = {"tokenizer": "gpt2", "vocab_size": GPT2_VOCAB_SIZE, "eot_id": GPT2_EOT}
+
+
+def dataset_vocab_size(meta: dict | None) -> int:
+    """The vocabulary a dataset's tokens come from: meta.json's, else GPT-2's."""
+    return (meta or GPT2_META)["vocab_size"]
+
+
+def tokenizer_kind(meta: dict | None) -> str:
+    return (meta or GPT2_META).get("tokenizer", "gpt2")
 
 
 class CharTokenizer:
-    def __init__(self, chars):
+    def __init__(self, chars: list[str]):
         self.chars = list(chars)
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         self.vocab_size = len(self.chars)
         self.eot_id = None
 
-    def encode(self, text):
+    def encode(self, text: str) -> list[int]:
         missing = sorted(set(text) - self.stoi.keys())
         if missing:
-            raise ValueError(f"characters not in the dataset's character table: {''.join(missing)!r}")
+            raise ConfigError(f"characters not in the dataset's character table: {''.join(missing)!r}")
         return [self.stoi[c] for c in text]
 
-    def decode(self, ids):
+    def decode(self, ids: list[int]) -> str:
         return "".join(self.chars[i] for i in ids)
 
 
 class TiktokenTokenizer:
-    def __init__(self, name="gpt2"):
+    def __init__(self, name: str = "gpt2"):
         import tiktoken  # downloads its BPE files on first use unless TIKTOKEN_CACHE_DIR holds them
 
         self.enc = tiktoken.get_encoding(name)
         self.vocab_size = self.enc.n_vocab
         self.eot_id = self.enc.eot_token
 
-    def encode(self, text):
+    def encode(self, text: str) -> list[int]:
         return self.enc.encode_ordinary(text)
 
-    def decode(self, ids):
+    def decode(self, ids: list[int]) -> str:
         return self.enc.decode(list(ids))
 
 
 class SentencePieceTokenizer:
-    def __init__(self, model_path, eot_id=None):
+    def __init__(self, model_path: str, eot_id: int | None = None):
         import sentencepiece
 
         self.sp = sentencepiece.SentencePieceProcessor(model_file=model_path)
         self.vocab_size = self.sp.get_piece_size()
         self.eot_id = eot_id  # the token between documents (llama2.c: BOS), as meta.json records it
 
-    def encode(self, text):
+    def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)
 
-    def decode(self, ids):
+    def decode(self, ids: list[int]) -> str:
         return self.sp.decode(list(ids))
 
 
-def get_tokenizer(meta, data_dir=""):
+def get_tokenizer(meta: dict | None, data_dir: str = "") -> CharTokenizer | TiktokenTokenizer | SentencePieceTokenizer:
     """The tokenizer a dataset was prepared with; GPT-2 when there is no meta.json."""
-    meta = meta or {"tokenizer": "gpt2"}
-    kind = meta.get("tokenizer", "gpt2")
+    kind = tokenizer_kind(meta)
     if kind == "char":
         return CharTokenizer(meta["chars"])
     if kind == "sentencepiece":

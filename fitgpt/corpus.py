@@ -18,12 +18,15 @@ how many documents they hold and how far into the last one they reach. A rerun k
 skips those documents without tokenizing them, and continues from that token: its output is
 byte-identical to an uninterrupted run.
 """
+
+import argparse
 import glob
 import json
 import math
 import os
 import re
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
@@ -31,34 +34,45 @@ from contextlib import closing
 import numpy as np
 from tqdm import tqdm
 
-from shards import ShardError, open_tokens, read_header, read_meta, shard_name, write_meta, write_shard
+from fitgpt.errors import DataError, RunFailure
+from fitgpt.shards import open_tokens, read_header, read_meta, shard_name, write_meta, write_shard
 
 BATCH_BYTES = 1 << 20  # text per worker task: ~0.1 s of tokenizing, so IPC costs little
-GPT2_META = {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": 50256}
 
 
-def expand(patterns):
+def expand(patterns: list[str]) -> list[str]:
     """Files matching each glob pattern, sorted within a pattern, in pattern order."""
     files = []
     for pattern in patterns:
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matches:
-            raise FileNotFoundError(f"{pattern}: no such file (or no file matches the pattern)")
+            raise DataError(f"{pattern}: no such file (or no file matches the pattern)")
         files += matches
     return list(dict.fromkeys(files))  # a file matched by two patterns is read once
 
 
-def dataset_texts(ds, field, source):
+def add_writer_arguments(parser: argparse.ArgumentParser, max_tokens: bool = True) -> None:
+    """The shard-writing options every data/*/prepare.py takes."""
+    parser.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard")
+    if max_tokens:
+        parser.add_argument(
+            "--max-tokens", type=lambda s: int(float(s)), help="stop after this many tokens, e.g. 14.6e9"
+        )
+    parser.add_argument("--num-proc", type=int, default=os.cpu_count(), help="tokenizer processes")
+
+
+def dataset_texts(ds, field: str, source: str) -> Iterator[str]:
     """The text field of every record of a datasets IterableDataset (e.g. streamed from the
     Hub), read in batches: much cheaper than record by record."""
     for batch in ds.iter(batch_size=1000):
         if field not in batch:
-            raise ValueError(f"{source}: records have no {field!r} field (they have {', '.join(batch)}); "
-                             f"pass the right --text-field")
+            raise DataError(
+                f"{source}: records have no {field!r} field (they have {', '.join(batch)}); pass the right --text-field"
+            )
         yield from batch[field]
 
 
-def iter_documents(files, text_field="text"):
+def iter_documents(files: list[str], text_field: str = "text") -> "LocalDocuments":
     """Documents of local files, in order: a .txt file is one document; .jsonl/.json (JSON lines,
     or one list of objects) and .parquet files give one document per record with a non-null text,
     streamed (a JSON list is loaded whole). Read with json and pyarrow directly: datasets' loaders
@@ -66,7 +80,7 @@ def iter_documents(files, text_field="text"):
     Iterating the result gives the texts; write_dataset takes its batches() instead."""
     for path in files:
         if os.path.splitext(path)[1].lower() not in (".txt", ".parquet", ".jsonl", ".json"):
-            raise ValueError(f"{path}: unsupported file type; use .txt, .jsonl, .json or .parquet")
+            raise DataError(f"{path}: unsupported file type; use .txt, .jsonl, .json or .parquet")
     if any(path.lower().endswith(".parquet") for path in files):
         # imported now, not mid-run: forked workers then inherit it (they unpickle Arrow arrays)
         import pyarrow
@@ -83,14 +97,14 @@ class LocalDocuments:
     main process only finds line boundaries in JSON lines files (a worker reads and parses the
     lines) and reads parquet files as Arrow arrays (a worker makes them strings)."""
 
-    def __init__(self, files, text_field):
+    def __init__(self, files: list[str], text_field: str):
         self.files, self.field = files, text_field
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         for read, source in self.batches():
             yield from read(source)
 
-    def batches(self):
+    def batches(self) -> Iterator[tuple[Callable, object]]:
         """(read, source) pairs: read(source) is the list of texts of the next documents."""
         for path in self.files:
             ext = os.path.splitext(path)[1].lower()
@@ -112,8 +126,9 @@ def _parquet_batches(path, field):
 
     pf = pq.ParquetFile(path)
     if field not in pf.schema_arrow.names:
-        raise ValueError(f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); "
-                         f"pass the right --text-field")
+        raise DataError(
+            f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text-field"
+        )
     # rows for about BATCH_BYTES of text, from the column's size in the file's metadata
     meta = pf.metadata
     chunks = [meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns)]
@@ -158,8 +173,9 @@ def _field_texts(records, path, field):
     texts = []
     for record in records:
         if field not in record:
-            raise ValueError(f"{path}: a record has no {field!r} field (it has {', '.join(record)}); "
-                             f"pass the right --text-field")
+            raise DataError(
+                f"{path}: a record has no {field!r} field (it has {', '.join(record)}); pass the right --text-field"
+            )
         if record[field] is not None:
             texts.append(record[field])
     return texts
@@ -190,7 +206,7 @@ def _skip(batches, n):
         yield read, source
 
 
-def load_encoder(model_file=None):
+def load_encoder(model_file: str | None = None) -> Callable:
     """encode(text) -> token ids: GPT-2 (tiktoken), or the SentencePiece model in model_file."""
     if model_file is None:
         import tiktoken
@@ -222,7 +238,9 @@ def _encode_batch(read, source):
     return np.concatenate(parts, dtype=np.uint16, casting="unsafe")
 
 
-def tokenize(batches, delimiter, model_file=None, num_proc=None):
+def tokenize(
+    batches: Iterable, delimiter: int, model_file: str | None = None, num_proc: int | None = None
+) -> Iterator[np.ndarray]:
     """The token stream of the documents in batches ((read, source) pairs: read(source), called in
     a worker, is a list of texts), each as [delimiter] + its tokens, as uint16 arrays (one per
     batch), in order, tokenized by num_proc worker processes. Only 2*num_proc batches are in
@@ -243,8 +261,9 @@ def tokenize(batches, delimiter, model_file=None, num_proc=None):
             while pending:
                 yield pending.popleft().result()
         except BrokenProcessPool:
-            raise RuntimeError("a tokenizer process died (out of memory?); run the same command again to resume "
-                               "where it stopped") from None
+            raise RunFailure(
+                "a tokenizer process died (out of memory?); run the same command again to resume where it stopped"
+            ) from None
 
 
 class ShardWriter:
@@ -256,7 +275,7 @@ class ShardWriter:
 
     def __init__(self, out_dir, name, shard_tokens, val_tokens=0, first_index=0, max_tokens=None):
         if shard_tokens < 1:
-            raise ValueError(f"shard_tokens must be positive, got {shard_tokens}")
+            raise DataError(f"shard_tokens must be positive, got {shard_tokens}")
         self.out_dir, self.name, self.shard_tokens = out_dir, name, shard_tokens
         self.val_tokens, self.first_index = val_tokens, first_index
         self.max_tokens = math.inf if max_tokens is None else int(max_tokens)
@@ -268,19 +287,22 @@ class ShardWriter:
             try:
                 if read_header(path) != size or self.total + size > self.max_tokens:
                     break
-            except ShardError:
+            except DataError:
                 break
             self.done.append(path)
             self.index, self.total = self.index + 1, self.total + size
 
-    def layout(self, index):
+    def layout(self, index: int) -> tuple[str, int]:
         """(path, size) of shard index when full."""
         start = (index - self.first_index) * self.shard_tokens
-        split, size = ("val", min(self.shard_tokens, self.val_tokens - start)) if start < self.val_tokens \
+        split, size = (
+            ("val", min(self.shard_tokens, self.val_tokens - start))
+            if start < self.val_tokens
             else ("train", self.shard_tokens)
+        )
         return os.path.join(self.out_dir, shard_name(self.name, split, index)), size
 
-    def resume_point(self, delimiter):
+    def resume_point(self, delimiter: int) -> tuple[int, int]:
         """(documents to skip, tokens to drop from the next one) to continue after the complete
         shards: they hold n delimiters, so documents 0..n-2 are whole in them and document n-1
         has its first `tail` tokens there."""
@@ -292,7 +314,7 @@ class ShardWriter:
             tail = len(tokens) - starts[-1] if len(starts) else tail + len(tokens)
         return max(docs - 1, 0), tail
 
-    def write(self, arrays, progress=None):
+    def write(self, arrays: Iterable[np.ndarray], progress=None) -> tuple[int, int]:
         """Write the token stream (uint16 arrays) after the complete shards, until it ends or
         max_tokens tokens are in shards; then delete stale shards beyond the end.
         Returns (index after the last shard, total tokens)."""
@@ -307,7 +329,7 @@ class ShardWriter:
             while len(tokens):
                 path, size = self.layout(self.index)
                 n = min(size - fill, len(tokens))
-                buf[fill:fill + n] = tokens[:n]
+                buf[fill : fill + n] = tokens[:n]
                 fill, tokens, self.total = fill + n, tokens[n:], self.total + n
                 if fill == size:
                     write_shard(path, buf[:size])
@@ -327,16 +349,29 @@ class ShardWriter:
         return self.index, self.total
 
 
-def write_dataset(docs, out_dir, name, meta, shard_tokens, val_tokens=0, first_index=0, max_tokens=None,
-                  model_file=None, num_proc=None, desc=None):
+def write_dataset(
+    docs: Iterable[str],
+    out_dir: str,
+    name: str,
+    meta: dict,
+    shard_tokens: int,
+    val_tokens: float = 0,
+    first_index: int = 0,
+    max_tokens: float | None = None,
+    model_file: str | None = None,
+    num_proc: int | None = None,
+    desc: str | None = None,
+) -> tuple[int, int]:
     """Write meta.json, then tokenize an iterable of documents into shards (see ShardWriter),
     resuming after the complete shards already in out_dir. Returns (index after the last
     shard, total tokens)."""
     os.makedirs(out_dir, exist_ok=True)
     old = read_meta(out_dir)
     if old not in (None, meta) and glob.glob(os.path.join(out_dir, f"{name}_*.bin")):
-        raise ValueError(f"{out_dir}: holds {name} shards of another tokenizer (meta.json: {old}); "
-                         f"delete them or choose another output folder")
+        raise DataError(
+            f"{out_dir}: holds {name} shards of another tokenizer (meta.json: {old}); "
+            f"delete them or choose another output folder"
+        )
     write_meta(out_dir, meta)
     writer = ShardWriter(out_dir, name, shard_tokens, val_tokens, first_index, max_tokens)
     delimiter = meta["eot_id"]  # GPT-2's end-of-text, or a SentencePiece model's BOS
@@ -344,8 +379,10 @@ def write_dataset(docs, out_dir, name, meta, shard_tokens, val_tokens=0, first_i
     if writer.done:
         print(f"{name}: resuming after {len(writer.done)} complete shards ({writer.total:,} tokens)")
     batches = docs.batches() if isinstance(docs, LocalDocuments) else _text_batches(docs)
-    with closing(tokenize(_skip(batches, skip), delimiter, model_file, num_proc)) as arrays, \
-            tqdm(desc=desc or name, total=max_tokens, initial=writer.total, unit="tok", unit_scale=True) as progress:
+    with (
+        closing(tokenize(_skip(batches, skip), delimiter, model_file, num_proc)) as arrays,
+        tqdm(desc=desc or name, total=max_tokens, initial=writer.total, unit="tok", unit_scale=True) as progress,
+    ):
         return writer.write(_drop(arrays, drop), progress)
 
 

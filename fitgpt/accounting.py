@@ -1,0 +1,193 @@
+"""
+Parameter, FLOP and MFU arithmetic, and the table of GPUs: pure functions of a GPTConfig and
+device facts. Nothing here allocates a tensor or imports torch, so plan.py answers in
+milliseconds; train.py, bench.py and plan.py all take their figures from here.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from fitgpt.architecture import GPTConfig
+
+GIB = 2**30
+
+
+# the tensor-core precision a training dtype runs its matmuls in (fp32 runs them as TF32: runtime.py enables it)
+PRECISION = {"bf16": "bf16", "fp16": "fp16", "fp32": "tf32"}
+
+
+def norm_params(config: GPTConfig, dim: int) -> int:
+    """A LayerNorm has a gain and (with bias) a shift; an RMSNorm only a gain."""
+    return 2 * dim if config.norm == "layernorm" and config.bias else dim
+
+
+def layer_matmul_weights(config: GPTConfig) -> int:
+    """Weights of one block's Linear layers (attention, then MLP)."""
+    c, d = config.n_embd, config.head_dim
+    attention = c * (config.n_head + 2 * config.n_kv_heads) * d + config.n_head * d * c
+    mlp = (3 if config.mlp == "swiglu" else 2) * c * config.hidden_dim
+    return attention + mlp
+
+
+def param_breakdown(config: GPTConfig) -> dict[str, int]:
+    """Parameters by part, each counted once (a tied output layer is the token embedding)."""
+    c, d = config.n_embd, config.head_dim
+    biases = 0
+    if config.bias:
+        biases = (
+            (config.n_head + 2 * config.n_kv_heads) * d
+            + c
+            + config.hidden_dim * (2 if config.mlp == "swiglu" else 1)
+            + c
+        )
+    per_layer = layer_matmul_weights(config) + biases + 2 * norm_params(config, c)
+    per_layer += 2 * d if config.qk_norm else 0
+    return {
+        "token_embedding": config.padded_vocab_size * c,
+        "position_embedding": config.block_size * c if config.pos_emb == "learned" else 0,
+        "blocks": config.n_layer * per_layer,
+        "final_norm": norm_params(config, c),
+        "output_layer": 0 if config.tie_embeddings else config.padded_vocab_size * c,
+    }
+
+
+def param_count(config: GPTConfig, include_position_embeddings: bool = True) -> int:
+    """The model's parameter count (the embedding's padding rows included, as llm.c counts)."""
+    parts = param_breakdown(config)
+    if not include_position_embeddings:
+        parts.pop("position_embedding")
+    return sum(parts.values())
+
+
+def matmul_weights(config: GPTConfig) -> int:
+    """Weights that take part in a matmul for every token: every block's Linear layers and the
+    output layer (also when it shares the embedding's weights)."""
+    return config.n_layer * layer_matmul_weights(config) + config.padded_vocab_size * config.n_embd
+
+
+def flops_per_token(config: GPTConfig, seq_len: int | None = None) -> int:
+    """Training FLOPs per token (forward + backward): 6 per matmul weight (2 forward, 4 backward),
+    plus attention: QK^T and AV each cost 2*T*H*D forward, times 3 with backward = 12*T*H*D per
+    layer (no discount for the causal mask, as PaLM's and nanoGPT's MFU count it)."""
+    t = seq_len or config.block_size
+    return 6 * matmul_weights(config) + 12 * config.n_layer * config.n_head * config.head_dim * t
+
+
+def mfu(flops_per_token: float, tokens_per_s: float, peak_flops: float | None) -> float | None:
+    """Model FLOPs utilisation of one device, or None when its peak is unknown."""
+    if not peak_flops:
+        return None
+    return flops_per_token * tokens_per_s / peak_flops
+
+
+# -----------------------------------------------------------------------------
+# GPUs. Dense (no sparsity) datasheet peaks in TFLOP/s by precision; bf16/fp16 are with fp32
+# accumulation, which is what PyTorch uses (GeForce cards run that at half their fp16-accumulate
+# rate). memory_gib is the capacity torch reports as total memory.
+
+
+@dataclass(frozen=True)
+class GPU:
+    key: str  # the name plan.py --gpu takes
+    name: str
+    pattern: str  # regex matched against torch.cuda.get_device_name()
+    memory_gib: float
+    tflops: dict[str, float] = field(default_factory=dict)  # precision -> dense peak TFLOP/s
+
+    def peak_flops(self, precision: str = "bf16") -> float | None:
+        tflops = self.tflops.get(precision)
+        return tflops * 1e12 if tflops else None
+
+
+def _hopper(bf16: float, fp32: float) -> dict[str, float]:
+    return {"bf16": bf16, "fp16": bf16, "tf32": bf16 / 2, "fp32": fp32, "fp8": 2 * bf16}
+
+
+GPUS = [
+    GPU("h100", "H100 SXM 80GB", r"H100 80GB HBM3|H100 SXM", 79.2, _hopper(989.4, 66.9)),
+    GPU("h100-pcie", "H100 PCIe 80GB", r"H100 PCIe", 79.2, _hopper(756.0, 51.2)),
+    GPU("h100-nvl", "H100 NVL 94GB", r"H100 NVL", 93.0, _hopper(835.5, 60.0)),
+    GPU("h200", "H200 SXM 141GB", r"\bH200\b(?! NVL)", 139.8, _hopper(989.4, 66.9)),
+    GPU("h200-nvl", "H200 NVL 141GB", r"H200 NVL", 139.8, _hopper(835.5, 60.0)),
+    GPU("gh200", "GH200 96GB", r"GH200", 94.5, _hopper(989.4, 66.9)),
+    GPU("b200", "B200 180GB", r"\bB200\b", 178.4, {"bf16": 2250, "fp16": 2250, "tf32": 1100, "fp32": 75, "fp8": 4500}),
+    GPU("a100-80", "A100 80GB", r"A100.*80GB", 79.2, {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}),
+    GPU("a100-40", "A100 40GB", r"A100(?!.*80GB)", 39.4, {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}),
+    GPU("l40s", "L40S 48GB", r"L40S", 44.4, {"bf16": 362.05, "fp16": 362.05, "tf32": 183.2, "fp32": 91.6, "fp8": 733}),
+    GPU("l4", "L4 24GB", r"\bL4\b", 22.0, {"bf16": 121, "fp16": 121, "tf32": 60, "fp32": 30.3, "fp8": 242.5}),
+    GPU("a6000", "RTX A6000 48GB", r"RTX A6000", 47.5, {"bf16": 154.8, "fp16": 154.8, "tf32": 77.4, "fp32": 38.7}),
+    GPU(
+        "rtx5090",
+        "GeForce RTX 5090 32GB",
+        r"RTX 5090$",
+        31.4,
+        {"bf16": 209.5, "fp16": 209.5, "tf32": 104.8, "fp32": 104.8, "fp8": 419},
+    ),
+    GPU(
+        "rtx4090",
+        "GeForce RTX 4090 24GB",
+        r"RTX 4090$",
+        23.6,
+        {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6, "fp8": 330.3},
+    ),
+    GPU(
+        "rtx4080",
+        "GeForce RTX 4080 16GB",
+        r"RTX 4080$",
+        15.6,
+        {"bf16": 97.5, "fp16": 97.5, "tf32": 48.7, "fp32": 48.7, "fp8": 194.9},
+    ),
+    GPU(
+        "rtx4070",
+        "GeForce RTX 4070 12GB",
+        r"RTX 4070$",
+        11.6,
+        {"bf16": 58.3, "fp16": 58.3, "tf32": 29.1, "fp32": 29.1, "fp8": 116.6},
+    ),
+    GPU("rtx3090", "GeForce RTX 3090 24GB", r"RTX 3090$", 23.6, {"bf16": 71, "fp16": 71, "tf32": 35.6, "fp32": 35.6}),
+    GPU(
+        "mi300x",
+        "Instinct MI300X 192GB",
+        r"MI300X",
+        191.5,
+        {"bf16": 1307.4, "fp16": 1307.4, "tf32": 653.7, "fp32": 163.4, "fp8": 2614.9},
+    ),
+    GPU(
+        "mi325x",
+        "Instinct MI325X 256GB",
+        r"MI325X",
+        255.5,
+        {"bf16": 1307.4, "fp16": 1307.4, "tf32": 653.7, "fp32": 163.4, "fp8": 2614.9},
+    ),
+    # torch sees each MI250X as two devices (one per die): figures are per die
+    GPU(
+        "mi250x",
+        "Instinct MI250X (one of its two dies, 64GB)",
+        r"MI250X",
+        63.9,
+        {"bf16": 191.5, "fp16": 191.5, "fp32": 47.9},
+    ),
+]
+
+
+def gpu_by_key(key: str) -> GPU | None:
+    """The table entry plan.py's --gpu names (case-insensitive), or None."""
+    key = key.lower()
+    return next((g for g in GPUS if g.key == key), None)
+
+
+def gpu_for_device_name(name: str) -> GPU | None:
+    """The table entry for a name as torch reports it (e.g. 'NVIDIA H100 PCIe'), or None when the
+    device is not listed: a near-miss (an H100 PCIe matched as an SXM) would misstate MFU by 30 %."""
+    for gpu in GPUS:
+        if re.search(gpu.pattern, name):
+            return gpu
+    return None
+
+
+def peak_flops(device_name: str, precision: str = "bf16", override: float = 0.0) -> float | None:
+    """Dense peak FLOP/s of a device for MFU: the override when set, else the table's, else None."""
+    if override:
+        return override
+    gpu = gpu_for_device_name(device_name)
+    return gpu.peak_flops(precision) if gpu else None

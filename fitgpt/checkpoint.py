@@ -1,0 +1,245 @@
+"""
+Everything a checkpoint holds and how it is written, found and read back.
+
+A training checkpoint is a dict: `model` (the un-compiled model's state dict), `model_args`
+(GPTConfig fields), `optimizer`, `scaler`, progress (`iter_num`, `tokens_seen`, `best_val_loss`,
+`skipped_batches`), `config` (the run's settings), `loader` (each rank's data position), `rng`
+(Python, numpy, torch and CUDA generator states) and `versions`. It is written atomically
+(temporary file, fsync, rename) and read with torch.load(weights_only=True), which refuses
+arbitrary pickled objects. out_dir/ckpt.pt is the latest; keep_last also keeps ckpt_<iter>.pt.
+"""
+
+import dataclasses
+import math
+import os
+import pickle
+import random
+import sys
+import zipfile
+
+import numpy as np
+import torch
+
+from fitgpt import distributed
+from fitgpt.architecture import GPTConfig
+from fitgpt.errors import CheckpointError, ConfigError, RunFailure
+from fitgpt.fsutil import atomic_write
+from fitgpt.loader import TokenLoader
+from fitgpt.settings import TrainSettings
+from model import GPT
+
+
+@dataclasses.dataclass
+class Progress:
+    """How far a run has come; stored as top-level keys of its checkpoints."""
+
+    iter_num: int = 0
+    tokens_seen: int = 0
+    best_val_loss: float = math.inf
+    skipped_batches: int = 0
+
+
+def save_checkpoint(path: str, checkpoint: dict) -> None:
+    atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+
+def load_checkpoint(path: str, map_location: str = "cpu") -> dict:
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no checkpoint there; train first, or set init_from='scratch'")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint, truncated or corrupt (not a torch.save "
+            f"archive); use an older ckpt_*.pt or train again"
+        )
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: refused, it holds pickled objects beyond tensors and plain "
+            f"containers ({first_line}); only load checkpoints you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint, truncated or corrupt "
+            f"({type(e).__name__}); use an older ckpt_*.pt or train again"
+        ) from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_args" not in checkpoint:
+        raise CheckpointError(f"{path}: not a fitgpt checkpoint (no 'model' and 'model_args' entries)")
+    return checkpoint
+
+
+def clean_state_dict(state_dict: dict) -> dict:
+    """Strip the prefixes torch.compile ('_orig_mod.') and DDP ('module.') add to parameter names."""
+    cleaned = {}
+    for key, value in state_dict.items():
+        for prefix in ("_orig_mod.", "module."):
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        cleaned[key] = value
+    return cleaned
+
+
+def model_from_checkpoint(checkpoint: dict, path: str = "checkpoint") -> GPT:
+    """Build a GPT from a loaded checkpoint dict and fill in its weights."""
+    args = dict(checkpoint["model_args"])
+    args.setdefault("vocab_multiple", 1)  # checkpoints from before vocabulary padding
+    try:
+        config = GPTConfig(**args)
+    except (TypeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: its model_args do not make a valid GPTConfig ({e})") from None
+    model = GPT(config)
+    model.load_state_dict(clean_state_dict(checkpoint["model"]))
+    return model
+
+
+def capture_rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], np_state[1].tolist()) + tuple(np_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32)) + tuple(np_state[2:]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def library_versions() -> dict:
+    return {"torch": str(torch.__version__), "numpy": np.__version__, "python": sys.version.split()[0]}
+
+
+def training_checkpoint(
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    progress: Progress,
+    settings: dict,
+    loader_states: list,
+) -> dict:
+    """The checkpoint of a run in progress (model: the un-compiled, un-wrapped model)."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "model_args": model.config.to_dict(),
+        **dataclasses.asdict(progress),
+        "config": settings,
+        "loader": loader_states,
+        "rng": capture_rng_state(),
+        "versions": library_versions(),
+    }
+
+
+def restore_training(
+    checkpoint: dict, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loader: TokenLoader, rank: int
+) -> Progress:
+    """Put the optimizer, scaler, this rank's data position and the RNGs back; returns the progress."""
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if "scaler" in checkpoint:
+        scaler.load_state_dict(checkpoint["scaler"])
+    if "loader" in checkpoint:
+        states = checkpoint["loader"]
+        loader.load_state_dict(states[rank] if isinstance(states, list) else states)
+    if "rng" in checkpoint:
+        restore_rng_state(checkpoint["rng"])
+    return Progress(**{f.name: checkpoint.get(f.name, f.default) for f in dataclasses.fields(Progress)})
+
+
+def write_checkpoint(out_dir: str, checkpoint: dict, keep_last: int = 0) -> str:
+    """Write ckpt.pt atomically; with keep_last, also ckpt_<iter>.pt, pruning older copies."""
+    path = os.path.join(out_dir, "ckpt.pt")
+    save_checkpoint(path, checkpoint)
+    if keep_last > 0:
+        save_checkpoint(os.path.join(out_dir, f"ckpt_{checkpoint['iter_num']}.pt"), checkpoint)
+        copies = [f for f in os.listdir(out_dir) if f.startswith("ckpt_") and f.endswith(".pt")]
+        copies.sort(key=lambda f: int(f[5:-3]) if f[5:-3].isdigit() else -1)
+        for old in copies[:-keep_last]:
+            os.remove(os.path.join(out_dir, old))
+    return path
+
+
+class RunCheckpoints:
+    """A run's checkpoints in out_dir: save() gathers every rank's data position, refuses weights
+    holding NaN/Inf, writes on rank 0 and reports a failed write as one line (the previous
+    checkpoint is intact)."""
+
+    def __init__(self, out_dir: str, keep_last: int, settings: dict, dist: distributed.Distributed):
+        self.out_dir, self.keep_last, self.settings, self.dist = out_dir, keep_last, settings, dist
+
+    def save(
+        self,
+        model: GPT,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        progress: Progress,
+        loader: TokenLoader,
+        reason: str,
+    ) -> None:
+        loader_states = distributed.gather(loader.state_dict(), self.dist)  # every rank joins
+        if not self.dist.master:
+            return
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise RunFailure(
+                f"iteration {progress.iter_num}: weights hold NaN/Inf; not writing a checkpoint "
+                f"(the last good one in {self.out_dir} is untouched)"
+            )
+        checkpoint = training_checkpoint(model, optimizer, scaler, progress, self.settings, loader_states)
+        try:
+            path = write_checkpoint(self.out_dir, checkpoint, self.keep_last)
+        except OSError as e:
+            raise RunFailure(
+                f"could not write a checkpoint in {self.out_dir} ({e.strerror}); the previous "
+                f"checkpoint is intact; free disk space or choose another out_dir"
+            ) from None
+        print(f"saved {path} at iteration {progress.iter_num} ({reason})", flush=True)
+
+
+def prepare_out_dir(out_dir: str) -> None:
+    """Create out_dir, check it is writable, and remove temporary files of saves that were killed."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, f".write_test.{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(
+            f"out_dir {out_dir} is not a writable folder ({e.strerror}); choose another out_dir"
+        ) from None
+    for name in os.listdir(out_dir):
+        if ".pt.tmp." in name:  # an interrupted atomic save; the checkpoint it was replacing is intact
+            os.remove(os.path.join(out_dir, name))
+
+
+def resolve_resume(settings: TrainSettings, explicit: dict) -> tuple[TrainSettings, dict | None]:
+    """(settings, checkpoint or None). On resume the checkpoint's settings come back, overridden by
+    those given explicitly; model-shape settings given explicitly must match the checkpoint."""
+    if settings.init_from != "resume":
+        return settings, None
+    path = os.path.join(settings.out_dir, "ckpt.pt")
+    checkpoint = load_checkpoint(path)
+    names = {f.name for f in dataclasses.fields(settings)}
+    saved = {k: v for k, v in checkpoint.get("config", {}).items() if k in names}
+    merged = {**dataclasses.asdict(settings), **saved, **explicit, "init_from": "resume"}
+    model_args = checkpoint["model_args"]
+    mismatched = [
+        f"{k}={explicit[k]!r} (checkpoint has {model_args[k]!r})"
+        for k in explicit
+        if k in model_args and explicit[k] != model_args[k] and not (k == "n_kv_heads" and explicit[k] is None)
+    ]
+    if mismatched:
+        raise ConfigError(
+            f"{path}: the config's model shape differs from the checkpoint: "
+            f"{', '.join(mismatched)}; use the checkpoint's settings or a new out_dir"
+        )
+    return type(settings)(**merged), checkpoint

@@ -1,0 +1,140 @@
+"""
+The typed settings of every entry point: name, type, default, one-line help, allowed values and
+bounds. configurator.py checks config files and --key=value overrides against them and prints
+them for --help; plan.py and bench.py read train.py's settings here, without importing train.py.
+
+train.py, sample.py and export.py still show their settings as plain globals at the top, the way
+nanoGPT does; tests/test_layout.py checks that those globals and these defaults agree.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+
+from configurator import check_fields, setting
+from fitgpt.architecture import CHOICES
+
+HF_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "bf16", "fp16", "fp32")
+
+
+def is_cuda_index(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"cuda:\d+", value) is not None
+
+
+def is_existing_path(value: object) -> bool:
+    return isinstance(value, str) and os.path.exists(value)
+
+
+@dataclass
+class TrainSettings:
+    # output and checkpoints
+    out_dir: str = setting("out", "folder for ckpt.pt and metrics.jsonl")
+    eval_interval: int = setting(250, "evaluate every this many iterations", min=1)
+    eval_iters: int = setting(20, "batches per split per evaluation", min=1)
+    log_interval: int = setting(10, "print and log a training line every this many iterations", min=1)
+    eval_only: bool = setting(False, "evaluate once and exit")
+    ckpt_interval: int = setting(0, "write ckpt.pt every this many iterations; 0 means eval_interval", min=0)
+    keep_last: int = setting(0, "also keep this many older checkpoints as ckpt_<iter>.pt", min=0)
+    always_save_checkpoint: bool = setting(True, "False: a periodic save happens only when val loss improved")
+    init_from: str = setting(
+        "scratch",
+        "where the weights start",
+        choices=("scratch", "resume", *HF_NAMES),
+        accept=is_existing_path,
+        accept_doc="or a local Hugging Face model folder",
+    )
+    wandb_log: bool = setting(False, "log metrics to Weights & Biases")
+    wandb_project: str = setting("fitgpt", "wandb project")
+    wandb_run_name: str = setting("run", "wandb run name")
+    # data
+    dataset: str = setting("fineweb", "dataset folder name under data/")
+    data_dir: str = setting("", "dataset folder; empty means data/<dataset>")
+    data_order: str = setting(
+        "random", "random windows (nanoGPT) or shards front to back (llm.c)", choices=("random", "sequential")
+    )
+    auto_prepare: bool = setting(False, "run data/<dataset>/prepare.py when the dataset is missing (small datasets)")
+    gradient_accumulation_steps: int = setting(32, "micro-steps per optimizer step, summed over all ranks", min=1)
+    batch_size: int = setting(16, "micro-batch size per rank", min=1)
+    block_size: int = setting(1024, "context length in tokens", min=1)
+    # model (GPTConfig in fitgpt/architecture.py)
+    n_layer: int = setting(12, "transformer blocks", min=1)
+    n_head: int = setting(12, "attention heads", min=1)
+    n_embd: int = setting(768, "model width", min=1)
+    n_kv_heads: int | None = setting(None, "key/value heads (grouped-query attention); None means n_head", min=1)
+    vocab_size: int | None = setting(None, "None: the dataset's meta.json (GPT-2's 50257 without one)", min=1)
+    vocab_multiple: int = setting(64, "pad the embedding and output layer to a multiple of this", min=1)
+    dropout: float = setting(0.0, "dropout probability", min=0.0, max=0.99)
+    bias: bool = setting(False, "biases in Linear and LayerNorm layers")
+    pos_emb: str = setting("learned", "position encoding", choices=CHOICES["pos_emb"])
+    rope_theta: float = setting(10000.0, "RoPE base", above=0.0)
+    norm: str = setting("layernorm", "normalization layer", choices=CHOICES["norm"])
+    norm_eps: float = setting(1e-5, "normalization epsilon", above=0.0)
+    mlp: str = setting("gelu", "MLP type", choices=CHOICES["mlp"])
+    mlp_hidden: int | None = setting(None, "MLP hidden size; None: 4*n_embd (gelu) or llama's rule (swiglu)", min=1)
+    multiple_of: int = setting(256, "swiglu hidden size is rounded up to this", min=1)
+    tie_embeddings: bool = setting(True, "share the token embedding with the output layer")
+    qk_norm: bool = setting(False, "RMSNorm on each head's query and key")
+    # AdamW and the learning-rate schedule
+    learning_rate: float = setting(6e-4, "peak learning rate", min=0.0)
+    max_iters: int = setting(19073, "optimizer steps in all (19073 x 524,288 tokens = 10B tokens)", min=0)
+    weight_decay: float = setting(0.1, "AdamW weight decay on matrices", min=0.0)
+    beta1: float = setting(0.9, "AdamW beta1", min=0.0, max=0.9999)
+    beta2: float = setting(0.95, "AdamW beta2", min=0.0, max=0.9999)
+    grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 disables clipping", min=0.0)
+    decay_lr: bool = setting(True, "warmup then cosine decay; False keeps learning_rate")
+    warmup_iters: int = setting(700, "linear warmup steps", min=0)
+    lr_decay_iters: int = setting(19073, "the cosine reaches min_lr here; usually max_iters", min=0)
+    min_lr: float = setting(6e-5, "final learning rate; usually learning_rate / 10", min=0.0)
+    # system
+    device: str = setting("auto", "where to train", choices=DEVICES, accept=is_cuda_index, accept_doc="or cuda:N")
+    dtype: str = setting("auto", "auto: bf16 where supported, else fp16 on GPUs, fp32 on CPU", choices=DTYPES)
+    compile: bool = setting(True, "torch.compile the model")
+    seed: int = setting(1337, "random seed (each rank adds its rank)")
+    peak_flops: float = setting(0.0, "accelerator peak FLOP/s for MFU; 0 looks the GPU up", min=0.0)
+    backend: str = setting("nccl", "torch.distributed backend under torchrun on GPUs", choices=("nccl", "gloo"))
+    # faults
+    on_nonfinite: str = setting(
+        "stop", "NaN/Inf loss or gradient: exit non-zero, or skip the batch", choices=("stop", "skip")
+    )
+    max_skipped_in_a_row: int = setting(10, "with 'skip': stop after this many non-finite batches in a row", min=1)
+    inject_nan_at_iter: int = setting(-1, "testing hook: poison the loss of this iteration")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+@dataclass
+class BenchSettings(TrainSettings):
+    bench_steps: int = setting(10, "timed optimizer steps", min=1)
+    bench_warmup: int = setting(2, "untimed steps first (compilation, allocator warm-up)", min=0)
+    real_data: bool = setting(False, "read batches from the dataset instead of random tokens")
+
+
+@dataclass
+class SampleSettings:
+    out_dir: str = setting("out", "folder holding ckpt.pt")
+    start: str = setting("\n", "prompt text, or FILE:path to read it from a file")
+    num_samples: int = setting(3, "samples to draw", min=1)
+    max_new_tokens: int = setting(500, "tokens to generate per sample", min=1)
+    temperature: float = setting(0.8, "1 samples the model's distribution, < 1 sharpens it, 0 is greedy", min=0.0)
+    top_k: int | None = setting(200, "keep only the k most likely tokens; None keeps all", min=1)
+    top_p: float | None = setting(None, "keep the smallest set of tokens reaching this probability", above=0.0, max=1.0)
+    stop_at_eot: bool = setting(False, "end a sample at the end-of-text token")
+    kv_cache: bool = setting(True, "reuse past keys/values: each new token costs one position")
+    seed: int = setting(1337, "random seed")
+    device: str = setting("auto", "where to sample", choices=DEVICES, accept=is_cuda_index, accept_doc="or cuda:N")
+    dtype: str = setting("auto", "auto: bf16 where supported, fp32 on CPU", choices=DTYPES)
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+@dataclass
+class ExportSettings:
+    out_dir: str = setting("out", "folder holding ckpt.pt")
+    hf_dir: str = setting("", "where to write the Hugging Face folder; empty means out_dir/hf")
+
+    def __post_init__(self):
+        check_fields(self)

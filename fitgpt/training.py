@@ -1,0 +1,194 @@
+"""
+One optimizer step and what surrounds it: the learning-rate schedule, AdamW's parameter groups,
+gradient accumulation, evaluation, the guard against non-finite losses, and stop requests from
+SIGTERM/Ctrl-C. train.py and bench.py share these, so bench.py times exactly what train.py runs.
+"""
+
+import math
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import torch
+
+from fitgpt.distributed import Distributed
+from fitgpt.errors import RunFailure
+from fitgpt.runtime import peak_memory_gib
+
+
+def get_lr(
+    it: int, learning_rate: float, warmup_iters: int, lr_decay_iters: int, min_lr: float, decay_lr: bool = True
+) -> float:
+    """Linear warmup over warmup_iters, then cosine decay to min_lr at lr_decay_iters, then flat."""
+    if not decay_lr:
+        return learning_rate
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it >= lr_decay_iters:
+        return min_lr
+    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+
+
+def make_optimizer(
+    model: torch.nn.Module, weight_decay: float, learning_rate: float, betas: tuple[float, float], device: str
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (>= 2-D) only: not on biases, norms or gains."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    fused = device.startswith("cuda")  # the fused CUDA kernel avoids one launch per parameter
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+
+
+def forward_backward(
+    model: torch.nn.Module,
+    next_batch: Callable,
+    micro_steps: int,
+    ctx: AbstractContextManager,
+    scaler: torch.amp.GradScaler,
+    dist: Distributed | None = None,
+    poison: bool = False,
+) -> torch.Tensor:
+    """Accumulate the gradients of the mean loss over micro_steps batches; returns the summed loss
+    (a tensor, so nothing waits for the GPU). poison multiplies the loss by NaN (a testing hook)."""
+    loss_sum = None
+    for micro_step in range(micro_steps):
+        x, y = next_batch()
+        if dist is not None and dist.enabled:  # DDP: all-reduce gradients only on the last micro-step
+            model.require_backward_grad_sync = micro_step == micro_steps - 1
+        with ctx:
+            _, loss = model(x, y)
+        if poison:
+            loss = loss * float("nan")
+        loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+        # scaled so the summed gradients are those of the mean loss over all micro-steps
+        scaler.scale(loss / micro_steps).backward()
+    return loss_sum
+
+
+@torch.no_grad()
+def estimate_loss(model: torch.nn.Module, loaders: dict, eval_iters: int, ctx: AbstractContextManager) -> dict:
+    """Mean loss over eval_iters batches of each loader; loaders restart from their seed, so
+    every evaluation sees the same batches."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    for split, loader in loaders.items():
+        loader.reset()
+        losses = torch.zeros(eval_iters)
+        for k in range(eval_iters):
+            x, y = loader.next_batch()
+            with ctx:
+                _, loss = model(x, y)
+            losses[k] = loss.item()
+        out[split] = losses.mean().item()
+    model.train(was_training)
+    return out
+
+
+def optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    grad_clip: float,
+    guard: "NonFiniteGuard",
+    iter_num: int,
+    loss: float,
+) -> float:
+    """Unscale and clip the accumulated gradients, step unless the guard refuses (a non-finite loss
+    or gradient), and clear them; returns the gradient norm before clipping."""
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf).item()
+    if guard.allows_step(iter_num, loss, grad_norm, scaler.is_enabled()):
+        scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+class NonFiniteGuard:
+    """Keeps a NaN/Inf loss or gradient norm from reaching the weights: policy 'stop' ends the run
+    (the last checkpoint untouched), 'skip' drops the batch, up to max_in_a_row in a row."""
+
+    def __init__(self, policy: str, max_in_a_row: int, out_dir: str, progress):
+        self.policy, self.max_in_a_row, self.out_dir = policy, max_in_a_row, out_dir
+        self.progress, self.in_a_row = progress, 0  # progress.skipped_batches counts the skipped batches
+
+    def allows_step(self, iter_num: int, loss: float, grad_norm: float, scaled: bool) -> bool:
+        """Whether to take this step. With an fp16 GradScaler (scaled) an Inf gradient is the
+        scaler's to handle: it skips that step itself and lowers its scale."""
+        if math.isfinite(loss) and (scaled or math.isfinite(grad_norm)):
+            self.in_a_row = 0
+            return True
+        if self.policy == "stop":
+            raise RunFailure(
+                f"iteration {iter_num}: non-finite loss ({loss}) or gradient norm ({grad_norm}); "
+                f"no step taken, last checkpoint in {self.out_dir} untouched. Lower learning_rate, "
+                f"or set on_nonfinite='skip'"
+            )
+        self.progress.skipped_batches += 1
+        self.in_a_row += 1
+        print(
+            f"iteration {iter_num}: non-finite loss or gradient, batch skipped ({self.in_a_row} in a row)", flush=True
+        )
+        if self.in_a_row >= self.max_in_a_row:
+            raise RunFailure(
+                f"{self.in_a_row} non-finite batches in a row (max_skipped_in_a_row="
+                f"{self.max_in_a_row}); stopping. Lower learning_rate or check the data"
+            )
+        return False
+
+
+@contextmanager
+def out_of_memory_hint(
+    batch_size: int, block_size: int, gradient_accumulation_steps: int, device: str
+) -> Iterator[None]:
+    """Turn an out-of-memory error inside into one line suggesting a smaller micro-batch."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        message = out_of_memory_message(batch_size, block_size, gradient_accumulation_steps, peak_memory_gib(device))
+        raise RunFailure(message) from None
+
+
+def out_of_memory_message(
+    batch_size: int, block_size: int, gradient_accumulation_steps: int, peak_gib: float | None
+) -> str:
+    if batch_size == 1:
+        fix = "lower block_size, use a smaller model, or a GPU with more memory"
+    else:
+        fix = (
+            f"try batch_size={batch_size // 2} with gradient_accumulation_steps="
+            f"{gradient_accumulation_steps * 2} (the same tokens per step)"
+        )
+    peak = f" (peak {peak_gib:.1f} GiB allocated)" if peak_gib is not None else ""
+    return f"out of memory with micro-batch batch_size={batch_size}, block_size={block_size}{peak}; {fix}"
+
+
+class StopRequest:
+    """SIGTERM/SIGINT ask the run to stop after the current iteration; a second SIGINT exits.
+    Use as a context manager: the previous handlers come back afterwards (train.run in-process)."""
+
+    def __init__(self):
+        self.requested = None
+        self.previous = {}
+
+    def __enter__(self) -> "StopRequest":
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        if self.requested is not None and signum == signal.SIGINT:
+            print("second interrupt: exiting now, without a checkpoint", flush=True)
+            os._exit(130)
+        self.requested = signal.Signals(signum).name
+        print(f"{self.requested} received: finishing this iteration, then saving a checkpoint", flush=True)

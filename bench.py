@@ -9,6 +9,11 @@ Takes every train.py setting, plus bench_steps, bench_warmup and real_data. Rand
 default: speed does not depend on the data, and no dataset has to be prepared.
 """
 
+from fitgpt.errors import exit_at_once_on_signals, exit_on_error
+
+if __name__ == "__main__":
+    exit_at_once_on_signals()  # Ctrl-C or SIGTERM during the slow imports below: one line, no traceback
+
 import dataclasses
 import resource
 import time
@@ -19,8 +24,8 @@ import configurator
 from fitgpt import accounting
 from fitgpt.architecture import GPTConfig
 from fitgpt.checkpoint import Progress
-from fitgpt.errors import exit_on_error
 from fitgpt.loader import TokenLoader, data_dir_of, dataset_meta
+from fitgpt.metrics import duration
 from fitgpt.runtime import device_name, peak_memory_gib, setup_device, synchronize
 from fitgpt.settings import BenchSettings
 from fitgpt.tokenization import dataset_vocab_size
@@ -37,6 +42,18 @@ def random_batches(vocab_size: int, batch_size: int, block_size: int, device: st
         return tokens[:, :-1], tokens[:, 1:]
 
     return next_batch
+
+
+def expected_duration(micro_step: float, micro_steps: int, how: str, device: str) -> str:
+    """How long the benchmark will take, from its first micro-step; with advice when that is long."""
+    total = micro_step * micro_steps
+    text = f"a micro-step takes about {micro_step:.2f} s ({how}): the benchmark will take about {duration(total)}"
+    if total > 120:
+        text += (
+            f"; that is long on {device}: try a smaller config (config/shakespeare_char.py), "
+            f"--gradient_accumulation_steps=1, --bench_steps=2 or a smaller --batch_size"
+        )
+    return text
 
 
 def run(c: BenchSettings) -> dict:
@@ -71,7 +88,21 @@ def run(c: BenchSettings) -> dict:
         loss = loss_sum.item() / c.gradient_accumulation_steps
         optimizer_step(model, optimizer, scaler, c.grad_clip, guard, 0, loss)
 
+    micro_steps = c.gradient_accumulation_steps * (c.bench_warmup + c.bench_steps)
+    print(f"timing {c.bench_steps} optimizer steps after {c.bench_warmup} warm-up steps ({micro_steps:,} micro-steps)")
     with out_of_memory_hint(c.batch_size, c.block_size, c.gradient_accumulation_steps, device):
+        # one micro-step first, to say how long the benchmark will take; on a CPU (compute-bound) a
+        # single sequence of it says so in seconds (a compiled model would compile that shape too)
+        rows = 1 if device_type == "cpu" and not c.compile else c.batch_size
+        x, y = next_batch()
+        t0 = time.perf_counter()
+        forward_backward(compiled, lambda: (x[:rows], y[:rows]), 1, ctx, scaler)
+        optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
+        first = (time.perf_counter() - t0) * c.batch_size / rows
+        how = f"timed on {rows} of its {c.batch_size} sequences" if rows < c.batch_size else "the first one"
+        how += ", compilation included" if c.compile else ""
+        print(expected_duration(first, micro_steps, how, device), flush=True)
         for _ in range(c.bench_warmup):
             step()
         synchronize(device)

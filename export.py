@@ -12,13 +12,17 @@ which tokenizer the model reads.
 out_dir = "out"  # folder holding ckpt.pt
 hf_dir = ""  # where to write the Hugging Face folder; empty means out_dir/hf
 # -----------------------------------------------------------------------------
+from fitgpt.errors import exit_at_once_on_signals, exit_on_error
+
+if __name__ == "__main__":
+    exit_at_once_on_signals()  # Ctrl-C or SIGTERM during the slow imports below: one line, no traceback
+
 import os
 import shutil
 
 import configurator
 from fitgpt import accounting
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
-from fitgpt.errors import exit_on_error
 from fitgpt.hf import export_hf
 from fitgpt.loader import dataset_meta
 from fitgpt.settings import ExportSettings

@@ -20,6 +20,11 @@ seed = 1337
 device = "auto"
 dtype = "auto"
 # -----------------------------------------------------------------------------
+from fitgpt.errors import exit_at_once_on_signals, exit_on_error
+
+if __name__ == "__main__":
+    exit_at_once_on_signals()  # Ctrl-C or SIGTERM during the slow imports below: one line, no traceback
+
 import os
 import sys
 import time
@@ -28,7 +33,7 @@ import torch
 
 import configurator
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
-from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.errors import ConfigError
 from fitgpt.loader import dataset_meta
 from fitgpt.runtime import setup_device
 from fitgpt.settings import SampleSettings

@@ -76,6 +76,11 @@ on_nonfinite = "stop"  # NaN/Inf loss or gradient: 'stop' (exit non-zero) | 'ski
 max_skipped_in_a_row = 10
 inject_nan_at_iter = -1  # testing hook: poison the loss of this iteration
 # -----------------------------------------------------------------------------
+from fitgpt.errors import exit_at_once_on_signals, exit_on_error
+
+if __name__ == "__main__":
+    exit_at_once_on_signals()  # Ctrl-C or SIGTERM during the slow imports below: one line, no traceback
+
 import dataclasses
 
 import torch
@@ -91,13 +96,12 @@ from fitgpt.checkpoint import (
     resolve_resume,
     restore_training,
 )
-from fitgpt.errors import exit_on_error
 from fitgpt.loader import prepare_if_missing, run_loaders
 from fitgpt.metrics import RunLog, Throughput, epoch_report
 from fitgpt.runtime import device_name, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
-from fitgpt.tokenization import dataset_vocab_size
+from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size
 from fitgpt.training import (
     NonFiniteGuard,
     StopRequest,
@@ -138,9 +142,12 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     tokens_per_iter = s.gradient_accumulation_steps * s.batch_size * s.block_size
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
-    model = build_model(s, read_meta(data_dir), checkpoint).to(device)
-    for loader in (train_loader, eval_loaders["val"]):
-        loader.check_vocab(model.config.vocab_size)
+    meta = read_meta(data_dir)
+    model = build_model(s, meta, checkpoint).to(device)
+    largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
+    warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
+    if dist.master and warning:
+        print(warning)
     optimizer = make_optimizer(model, s.weight_decay, s.learning_rate, (s.beta1, s.beta2), device)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
     progress = restore_training(checkpoint, optimizer, scaler, train_loader, dist.rank) if checkpoint else Progress()
@@ -173,7 +180,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
         losses = evaluate(record=True)
 
     # ---- training loop ----
-    rates = Throughput(tokens_per_iter, flops_per_token, peak, dist.world_size, progress.iter_num)
+    rates = Throughput(tokens_per_iter, flops_per_token, peak, dist.world_size, progress.iter_num, s.max_iters)
     with StopRequest() as stop:
         step_model.train()
         while progress.iter_num < s.max_iters and not s.eval_only:
@@ -207,6 +214,8 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             due = progress.iter_num % (s.ckpt_interval or s.eval_interval) == 0 or last
             if due and (s.always_save_checkpoint or improved):
                 checkpoints.save(model, optimizer, scaler, progress, train_loader, "final" if last else "periodic")
+    if not s.eval_only:
+        log.summary(progress, rates.clock() - rates.run_start, checkpoints.last_path)
     log.close()
     step_model = None  # release DDP's communication objects while the process group still exists
     distributed.teardown(dist)

@@ -7,13 +7,20 @@ A training checkpoint is a dict: `model` (the un-compiled model's state dict), `
 (Python, numpy, torch and CUDA generator states) and `versions`. It is written atomically
 (temporary file, fsync, rename) and read with torch.load(weights_only=True), which refuses
 arbitrary pickled objects. out_dir/ckpt.pt is the latest; keep_last also keeps ckpt_<iter>.pt.
+
+Verified on every load: torch.save writes a zip archive that stores a CRC-32 of every record (each
+tensor's bytes, and the pickle that names them), but torch.load never checks them, so a damaged
+file would load. load_checkpoint checks every one first (zlib's CRC-32 runs at several GB/s:
+benchmarks/checkpoint_bench.py).
 """
 
 import dataclasses
+import glob
 import math
 import os
 import pickle
 import random
+import shutil
 import sys
 import zipfile
 
@@ -43,14 +50,46 @@ def save_checkpoint(path: str, checkpoint: dict) -> None:
     atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
+def older_copies(path: str) -> list[str]:
+    """The rotated ckpt_<iter>.pt copies beside a checkpoint, newest first, not counting it."""
+    copies = glob.glob(os.path.join(os.path.dirname(path) or ".", "ckpt_*.pt"))
+    copies = [c for c in copies if os.path.basename(c)[5:-3].isdigit() and not os.path.samefile(c, path)]
+    return sorted(copies, key=lambda c: int(os.path.basename(c)[5:-3]), reverse=True)
+
+
+def what_to_use_instead(path: str) -> str:
+    copies = older_copies(path) if os.path.exists(path) else []
+    return f"use the previous checkpoint {copies[0]}" if copies else "train again (keep_last=N keeps older copies)"
+
+
+def verify_checksums(path: str) -> None:
+    """Check every record of a torch.save archive against the CRC-32 stored when it was written."""
+    with zipfile.ZipFile(path) as archive:
+        records = archive.infolist()
+        if not any(record.CRC for record in records):
+            return  # written with torch.utils.serialization.config.save.compute_crc32 off
+        for record in records:
+            try:
+                with archive.open(record) as f:  # zipfile checks the CRC-32 as it reaches the end
+                    while f.read(1 << 24):
+                        pass
+            except zipfile.BadZipFile:
+                name = record.filename.split("/", 1)[-1]
+                raise CheckpointError(
+                    f"{path}: damaged: its record {name} no longer matches the checksum stored when it was saved "
+                    f"(bytes changed on disk); {what_to_use_instead(path)}"
+                ) from None
+
+
 def load_checkpoint(path: str, map_location: str = "cpu") -> dict:
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no checkpoint there; train first, or set init_from='scratch'")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
         raise CheckpointError(
-            f"{path}: not a readable checkpoint, truncated or corrupt (not a torch.save "
-            f"archive); use an older ckpt_*.pt or train again"
+            f"{path}: not a readable checkpoint, truncated or corrupt (not a torch.save archive); "
+            f"{what_to_use_instead(path)}"
         )
+    verify_checksums(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -61,8 +100,7 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> dict:
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise CheckpointError(
-            f"{path}: not a readable checkpoint, truncated or corrupt "
-            f"({type(e).__name__}); use an older ckpt_*.pt or train again"
+            f"{path}: not a readable checkpoint, truncated or corrupt ({type(e).__name__}); {what_to_use_instead(path)}"
         ) from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_args" not in checkpoint:
         raise CheckpointError(f"{path}: not a fitgpt checkpoint (no 'model' and 'model_args' entries)")
@@ -168,6 +206,21 @@ def write_checkpoint(out_dir: str, checkpoint: dict, keep_last: int = 0) -> str:
     return path
 
 
+def save_failure_message(out_dir: str, error: BaseException) -> str:
+    """One line for a checkpoint that could not be written: why, the free space, what is intact."""
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error)
+    else:
+        reason = f"torch.save failed: {str(error).strip().splitlines()[-1]}"
+    free = shutil.disk_usage(out_dir).free / 2**30
+    latest = os.path.join(out_dir, "ckpt.pt")
+    intact = f"{latest} is intact" if os.path.exists(latest) else "no earlier checkpoint was written"
+    return (
+        f"could not write a checkpoint in {out_dir} ({reason}; {free:.2f} GiB free there); {intact}; "
+        f"free disk space or choose another out_dir"
+    )
+
+
 class RunCheckpoints:
     """A run's checkpoints in out_dir: save() gathers every rank's data position, refuses weights
     holding NaN/Inf, writes on rank 0 and reports a failed write as one line (the previous
@@ -175,6 +228,7 @@ class RunCheckpoints:
 
     def __init__(self, out_dir: str, keep_last: int, settings: dict, dist: distributed.Distributed):
         self.out_dir, self.keep_last, self.settings, self.dist = out_dir, keep_last, settings, dist
+        self.last_path = None  # of the last checkpoint written
 
     def save(
         self,
@@ -196,11 +250,9 @@ class RunCheckpoints:
         checkpoint = training_checkpoint(model, optimizer, scaler, progress, self.settings, loader_states)
         try:
             path = write_checkpoint(self.out_dir, checkpoint, self.keep_last)
-        except OSError as e:
-            raise RunFailure(
-                f"could not write a checkpoint in {self.out_dir} ({e.strerror}); the previous "
-                f"checkpoint is intact; free disk space or choose another out_dir"
-            ) from None
+        except (OSError, RuntimeError) as e:  # torch's writer raises RuntimeError on a full disk
+            raise RunFailure(save_failure_message(self.out_dir, e)) from None
+        self.last_path = path
         print(f"saved {path} at iteration {progress.iter_num} ({reason})", flush=True)
 
 

@@ -34,8 +34,10 @@ from contextlib import closing
 import numpy as np
 from tqdm import tqdm
 
+from fitgpt.downloads import tiktoken_encoding
 from fitgpt.errors import DataError, RunFailure
 from fitgpt.shards import open_tokens, read_header, read_meta, shard_name, write_meta, write_shard
+from fitgpt.tokenization import GPT2_EOT
 
 BATCH_BYTES = 1 << 20  # text per worker task: ~0.1 s of tokenizing, so IPC costs little
 
@@ -59,6 +61,48 @@ def add_writer_arguments(parser: argparse.ArgumentParser, max_tokens: bool = Tru
             "--max-tokens", type=lambda s: int(float(s)), help="stop after this many tokens, e.g. 14.6e9"
         )
     parser.add_argument("--num-proc", type=int, default=os.cpu_count(), help="tokenizer processes")
+
+
+def parquet_text_bytes(pf, field: str) -> int:
+    """The uncompressed size of a pyarrow ParquetFile's text column, from the file's metadata."""
+    meta = pf.metadata
+    columns = (meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+    return sum(column.total_uncompressed_size for column in columns if column.path_in_schema == field)
+
+
+def text_bytes(path: str, field: str) -> int:
+    """About how many bytes of text a file holds."""
+    if not path.lower().endswith(".parquet"):
+        return os.path.getsize(path)
+    import pyarrow.parquet as pq
+
+    return parquet_text_bytes(pq.ParquetFile(path), field)
+
+
+def val_tokens_for(files: list[str], wanted: int, field: str = "text") -> int:
+    """The val split's size for local files: wanted tokens, or the first tenth of a corpus smaller
+    than twice that, so that a small corpus still gets both splits. The corpus size is estimated
+    from its bytes (GPT-2's BPE makes about one token per 4 bytes of English), which keeps it the
+    same from one run to the next (a resumed run must cut the stream where the first one did)."""
+    estimate = sum(text_bytes(f, field) for f in files) // 4
+    if estimate >= 2 * wanted:
+        return wanted
+    val = max(1, estimate // 10)
+    print(f"small corpus (about {estimate:,} tokens): its first {val:,} tokens are the val split")
+    return val
+
+
+def require_train_tokens(out_dir: str, name: str, tokens: int, val_tokens: float, fix: str) -> None:
+    """Refuse a GPT-2-token dataset whose every token went to the val split: nothing to train on."""
+    if tokens > val_tokens:
+        return
+    stream = [open_tokens(p) for p in glob.glob(os.path.join(out_dir, f"{name}_*.bin"))]
+    if not stream or np.all(np.concatenate(stream) == GPT2_EOT):  # the delimiters of empty documents only
+        raise DataError(f"{out_dir}: the input held no text (no documents, or only empty ones); nothing to train on")
+    raise DataError(
+        f"{out_dir}: all {tokens:,} tokens went to the val split and none to train; {fix}, "
+        f"e.g. {max(1, tokens // 10):,}"
+    )
 
 
 def dataset_texts(ds, field: str, source: str) -> Iterator[str]:
@@ -130,10 +174,7 @@ def _parquet_batches(path, field):
             f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text-field"
         )
     # rows for about BATCH_BYTES of text, from the column's size in the file's metadata
-    meta = pf.metadata
-    chunks = [meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns)]
-    size = sum(chunk.total_uncompressed_size for chunk in chunks if chunk.path_in_schema == field)
-    rows = max(1, BATCH_BYTES * meta.num_rows // max(size, 1))
+    rows = max(1, BATCH_BYTES * pf.metadata.num_rows // max(parquet_text_bytes(pf, field), 1))
     for batch in pf.iter_batches(batch_size=rows, columns=[field]):
         yield _arrow_texts, batch.column(0)  # pickled as its buffers: no per-text work here
 
@@ -209,9 +250,7 @@ def _skip(batches, n):
 def load_encoder(model_file: str | None = None) -> Callable:
     """encode(text) -> token ids: GPT-2 (tiktoken), or the SentencePiece model in model_file."""
     if model_file is None:
-        import tiktoken
-
-        enc = tiktoken.get_encoding("gpt2")  # cached by tiktoken: forked workers inherit it
+        enc = tiktoken_encoding("gpt2")  # cached by tiktoken: forked workers inherit it
 
         def encode(text):
             try:  # a numpy array straight from tiktoken's buffer; "<|endoftext|>" in text stays text

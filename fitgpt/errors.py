@@ -1,15 +1,26 @@
 """
-The errors fitgpt reports to a user as one line instead of a traceback.
+The errors fitgpt reports to a user as one line instead of a traceback, and how an entry point
+ends on Ctrl-C or SIGTERM.
 
 Every entry point runs its main() through exit_on_error: a FitGPTError prints "error: <message>"
 on stderr and exits with its exit_code, 2 for bad input (a setting, a file, a dataset) and 1 for a
 run that failed on good input (non-finite loss, out of memory, a checkpoint that could not be
 written). An OSError that reaches it (a file that cannot be read or written) is one line and exit
-1 as well. Ctrl-C prints one line and exits 130. Anything else is a bug and keeps its traceback.
+1 as well. Anything else is a bug and keeps its traceback.
+
+Signals: Ctrl-C (SIGINT) and SIGTERM end a script with one line and exit code 130 or 143 at any
+moment. While its modules are still importing (seconds, for torch), exit_at_once_on_signals ends
+it at once: nothing has been written. From main() on they raise, so that every file being
+written atomically is removed and the one it replaces stays intact; train.py's loop instead
+finishes the iteration and saves a checkpoint (training.StopRequest).
 """
 
+import os
+import signal
 import sys
 from collections.abc import Callable
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class FitGPTError(Exception):
@@ -40,8 +51,32 @@ class RunFailure(FitGPTError):
     exit_code = 1
 
 
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM, raised like KeyboardInterrupt so that cleanup code runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_at_once_on_signals() -> None:
+    """Until exit_on_error takes over: Ctrl-C or SIGTERM end the script with one line at once."""
+
+    def handler(signum, frame):
+        os.write(2, f"interrupted by {signal.Signals(signum).name} while starting; nothing was written\n".encode())
+        os._exit(128 + signum)
+
+    for signum in SIGNALS:
+        signal.signal(signum, handler)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def exit_on_error(main: Callable[[list[str]], object], argv: list[str] | None = None) -> None:
-    """Run main(argv) as a script's entry point: fitgpt errors and Ctrl-C become one line."""
+    """Run main(argv) as a script's entry point: fitgpt errors and signals become one line."""
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in SIGNALS}
     try:
         main(sys.argv[1:] if argv is None else argv)
     except FitGPTError as e:
@@ -51,6 +86,10 @@ def exit_on_error(main: Callable[[list[str]], object], argv: list[str] | None = 
         where = f": {e.filename}" if e.filename else ""
         print(f"error: {e.strerror or e}{where}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr, flush=True)
-        sys.exit(130)
+    except (KeyboardInterrupt, Interrupted) as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -20,6 +20,7 @@ import os
 import torch
 
 from fitgpt.architecture import GPTConfig
+from fitgpt.downloads import hub_host, hub_offline, unreachable
 from fitgpt.errors import ConfigError
 from model import GPT
 
@@ -209,13 +210,17 @@ def config_from_hf(hf, name: str, block_size: int | None = None, dropout: float 
 
 def load_hf(name_or_path: str, block_size: int | None = None, dropout: float = 0.0) -> tuple[GPT, dict]:
     """Our GPT from a Hugging Face GPT-2 or Llama model: a local folder, or a Hub name such as 'gpt2',
-    'gpt2-medium', 'gpt2-large', 'gpt2-xl' (downloaded, or read from the local cache; with
-    HF_HUB_OFFLINE=1 only the cache, else an unreachable Hub costs ~20 s of retries first).
+    'gpt2-medium', 'gpt2-large', 'gpt2-xl' (downloaded, or read from the local cache: with
+    HF_HUB_OFFLINE=1 or the Hub unreachable, only the cache is asked, so offline it fails at once).
     block_size crops the context (GPT-2's position embeddings are sliced); dropout is for fine-tuning.
     Returns (model, model_args), model_args being the GPTConfig fields."""
     transformers = import_transformers()
     local = os.path.isdir(name_or_path)
-    offline = local or os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no", "off")
+    why_offline = "HF_HUB_OFFLINE is set" if hub_offline() else None
+    if not local and why_offline is None:  # transformers would retry an unreachable Hub for ~20 s
+        reason = unreachable(hub_host())
+        why_offline = reason and f"{hub_host()} is unreachable ({reason})"
+    offline = local or why_offline is not None
     try:
         hf_config = transformers.AutoConfig.from_pretrained(name_or_path, local_files_only=offline)
     except (OSError, ValueError) as e:
@@ -223,9 +228,9 @@ def load_hf(name_or_path: str, block_size: int | None = None, dropout: float = 0
             raise ConfigError(f"{name_or_path}: not a Hugging Face model folder ({str(e).splitlines()[0]})") from None
         raise ConfigError(
             f"Hugging Face model '{name_or_path}' is not a local folder and is not in the Hugging Face "
-            f'cache; download it first with network access (python -c "import transformers; '
-            f"transformers.AutoModelForCausalLM.from_pretrained('{name_or_path}')\") or pass a "
-            f"folder holding config.json and the weights"
+            f"cache{f' ({why_offline})' if why_offline else ''}; download it first with network access "
+            f"(python -c \"import transformers; transformers.AutoModelForCausalLM.from_pretrained('{name_or_path}')\") "
+            f"or pass a folder holding config.json and the weights"
         ) from None
     config = config_from_hf(hf_config, name_or_path, block_size, dropout)
     try:

@@ -64,18 +64,22 @@ class TokenLoader:
         self.pin = str(device).startswith("cuda")
         self.reset()
 
-    def check_vocab(self, vocab_size: int, sample_tokens: int = 16384) -> None:
+    def check_vocab(self, vocab_size: int, sample_tokens: int = 16384) -> int:
         """Refuse shards holding token ids >= vocab_size, checked on the start, middle and end of
-        each shard (reading everything would take minutes on a large dataset)."""
+        each shard (reading everything would take minutes on a large dataset); returns the
+        largest id seen."""
+        largest = 0
         for path, shard in zip(self.paths, self.shards):
             n = len(shard)
             for start in sorted({0, max(0, n // 2 - sample_tokens // 2), max(0, n - sample_tokens)}):
                 chunk = np.asarray(shard[start : start + sample_tokens])
-                if chunk.size and int(chunk.max()) >= vocab_size:
+                largest = max(largest, int(chunk.max()) if chunk.size else 0)
+                if largest >= vocab_size:
                     raise DataError(
-                        f"{path}: holds token id {int(chunk.max())} but the model's vocab_size is "
+                        f"{path}: holds token id {largest} but the model's vocab_size is "
                         f"{vocab_size}; the data was made with another tokenizer, or set vocab_size"
                     )
+        return largest
 
     def reset(self) -> None:
         self.rng = np.random.Generator(np.random.PCG64([self.seed, self.rank]))
@@ -183,11 +187,11 @@ def prepare_if_missing(config: dict) -> str:
     prepare = os.path.join(REPO, "data", dataset, "prepare.py")
     if config.get("auto_prepare") and not config.get("data_dir") and os.path.exists(prepare):
         print(f"dataset {dataset!r} not prepared yet: running {prepare}", flush=True)
-        if subprocess.run([sys.executable, prepare]).returncode != 0:
-            raise DataError(
-                f"{prepare} failed (its error is above); run it yourself, e.g. with --input "
-                f"for a local copy of the text"
-            )
+        result = subprocess.run([sys.executable, prepare], stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:  # its own one-line error, inside ours
+            last = (result.stderr.strip().splitlines() or ["it failed"])[-1].removeprefix("error: ")
+            raise DataError(f"dataset {dataset!r} could not be prepared by {os.path.relpath(prepare)}: {last}")
+        sys.stderr.write(result.stderr)
         return path
     if dataset == "fineweb_edu":
         hint = "run: python data/fineweb/prepare.py --dataset fineweb-edu"

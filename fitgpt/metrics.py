@@ -103,6 +103,17 @@ class RunLog:
                 flush=True,
             )
 
+    def summary(self, progress: "Progress", wall_seconds: float, checkpoint: str | None) -> None:
+        """The end-of-run line: how far it came, the best val loss, the time, the checkpoint."""
+        if self.active:
+            best = f"best val loss {progress.best_val_loss:.4f}" if progress.best_val_loss < float("inf") else "no eval"
+            saved = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint written"
+            print(
+                f"done: {progress.iter_num:,} iterations, {progress.tokens_seen:,} tokens in {duration(wall_seconds)}; "
+                f"{best}; {saved}",
+                flush=True,
+            )
+
     def close(self) -> None:
         if self.wandb is not None:
             self.wandb.finish()
@@ -110,7 +121,8 @@ class RunLog:
 
 
 class Throughput:
-    """Time per iteration between log lines, evaluation time left out, as ms, tokens/s and MFU."""
+    """Time per iteration between log lines, evaluation time left out, as ms, tokens/s and MFU;
+    and the run's wall time so far with the time left to max_iters at the pace so far (ETA)."""
 
     def __init__(
         self,
@@ -119,11 +131,13 @@ class Throughput:
         peak_flops: float | None,
         world_size: int,
         iter_num: int = 0,
+        max_iters: int = 0,
         clock: Callable[[], float] = time.time,
     ):
         self.tokens_per_iter, self.flops_per_token = tokens_per_iter, flops_per_token
         self.peak_flops, self.world_size, self.clock = peak_flops, world_size, clock
         self.start, self.iter_num = clock(), iter_num
+        self.run_start, self.first_iter, self.max_iters = self.start, iter_num, max_iters
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -137,7 +151,30 @@ class Throughput:
         self.start, self.iter_num = now, iter_num
         tok_per_s = self.tokens_per_iter / seconds
         mfu = accounting.mfu(self.flops_per_token, tok_per_s / self.world_size, self.peak_flops)
-        return {"ms": round(seconds * 1000, 2), "tok_per_s": round(tok_per_s, 1), "mfu": mfu}
+        elapsed = now - self.run_start
+        eta = elapsed / max(1, iter_num - self.first_iter) * max(0, self.max_iters - iter_num)
+        return {
+            "ms": round(seconds * 1000, 2),
+            "tok_per_s": round(tok_per_s, 1),
+            "mfu": mfu,
+            "elapsed_s": round(elapsed, 1),
+            "eta_s": round(eta, 1),
+        }
+
+
+def duration(seconds: float) -> str:
+    """45s, 3m 05s, 2h 14m, 3d 04h."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
 
 
 def eval_line(iter_num: int, losses: dict) -> str:
@@ -148,7 +185,8 @@ def step_line(record: dict) -> str:
     mfu = f"{100 * record['mfu']:.1f}%" if record.get("mfu") is not None else "n/a"
     return (
         f"iter {record['iter']}: loss {record['loss']:.4f}, lr {record['lr']:.2e}, {record['ms']:.1f} ms, "
-        f"{record['tok_per_s']:,.0f} tok/s, mfu {mfu}"
+        f"{record['tok_per_s']:,.0f} tok/s, mfu {mfu}, {duration(record['elapsed_s'])} elapsed, "
+        f"ETA {duration(record['eta_s'])}"
     )
 
 

@@ -19,6 +19,19 @@ def dataset_vocab_size(meta: dict | None) -> int:
     return (meta or GPT2_META)["vocab_size"]
 
 
+def assumed_vocab_warning(data_dir: str, meta: dict | None, vocab_size: int, largest_id: int) -> str | None:
+    """A warning when a dataset without meta.json is taken to be GPT-2 tokens but uses far fewer
+    ids (e.g. a character dataset whose meta.json went missing): its model would be mostly unused
+    vocabulary, and its loss would start near ln(50257) = 10.8."""
+    if meta is not None or largest_id >= vocab_size // 2:
+        return None
+    return (
+        f"WARNING: {data_dir} has no meta.json, so its tokens are taken to be GPT-2's ({vocab_size:,} ids), "
+        f"but the largest id in them is {largest_id}; if another tokenizer made them, restore its meta.json "
+        f"or set vocab_size={largest_id + 1}"
+    )
+
+
 def tokenizer_kind(meta: dict | None) -> str:
     return (meta or GPT2_META).get("tokenizer", "gpt2")
 
@@ -42,9 +55,9 @@ class CharTokenizer:
 
 class TiktokenTokenizer:
     def __init__(self, name: str = "gpt2"):
-        import tiktoken  # downloads its BPE files on first use unless TIKTOKEN_CACHE_DIR holds them
+        from fitgpt.downloads import tiktoken_encoding  # BPE files: TIKTOKEN_CACHE_DIR or downloaded once
 
-        self.enc = tiktoken.get_encoding(name)
+        self.enc = tiktoken_encoding(name)
         self.vocab_size = self.enc.n_vocab
         self.eot_id = self.enc.eot_token
 

@@ -134,7 +134,9 @@ def test_round_trip_and_block_size_crop(tmp_path):
 
 def test_load_hf_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConfigError, match="not in the Hugging Face cache; download it first"):
+    with pytest.raises(
+        ConfigError, match=r"not in the Hugging Face cache \(HF_HUB_OFFLINE is set\); download it first"
+    ):
         load_hf("fitgpt-tests/no-such-model")
     with pytest.raises(ConfigError, match="not a Hugging Face model folder"):
         load_hf(str(tmp_path))

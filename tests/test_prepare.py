@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, run_script
-from fitgpt import corpus
+from fitgpt import corpus, downloads
 from fitgpt.errors import FitGPTError
 from fitgpt.shards import open_tokens, read_header, read_meta
 from fitgpt.tokenization import get_tokenizer
@@ -175,6 +175,7 @@ def test_fineweb_local_parquet_and_hub_path_agree(docs, tmp_path, monkeypatch, g
     assert [enc.decode(d) for d in split_documents(token_stream(local), EOT)] == docs
 
     # the Hub path, offline: datasets streams the same parquet file in place of HuggingFaceFW/fineweb-edu
+    monkeypatch.setattr(downloads, "unreachable", lambda host: None)  # as if huggingface.co answered
     real = datasets.load_dataset
     monkeypatch.setattr(
         datasets,
@@ -325,7 +326,9 @@ def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
         (["--input", "{parquet}", "--text-field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
     ],
 )
-def test_text_errors_are_one_line(files, tmp_path, args, message):
+def test_text_errors_are_one_line(files, tmp_path, request, args, message):
+    if "--text-field" in args:  # found while tokenizing, which loads GPT-2's BPE first
+        request.getfixturevalue("gpt2_encoding")
     csv = tmp_path / "a.csv"
     csv.write_text("x")
     args = [a.format(csv=csv, jsonl=files[0], parquet=files[1]) for a in args]

@@ -7,7 +7,8 @@ FineWeb / FineWeb-Edu as GPT-2 token shards, like llm.c's dev/data/fineweb.py.
 
 Streams the documents (no copy of the dataset is stored, none is held in memory), tokenizes
 them in --num-proc processes, each document preceded by <|endoftext|> (50256), and writes shards
-of --shard-tokens tokens, llm.c's layout: <name>_val_000000.bin (the first shard), then
+of --shard-tokens tokens, llm.c's layout: <name>_val_000000.bin (the first shard; for a small
+--local corpus, under 2 shards, its first tenth), then
 <name>_train_000001.bin, ... with <name> = fineweb or fineweb_edu, plus meta.json, in
 data/<name>/ (or --out_dir). Run again with the same arguments, an interrupted run continues
 where it stopped (the documents already in shards are streamed again but not tokenized); delete
@@ -20,7 +21,16 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt.corpus import add_writer_arguments, dataset_texts, expand, iter_documents, write_dataset
+from fitgpt.corpus import (
+    add_writer_arguments,
+    dataset_texts,
+    expand,
+    iter_documents,
+    require_train_tokens,
+    val_tokens_for,
+    write_dataset,
+)
+from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, exit_on_error
 from fitgpt.tokenization import GPT2_META
 
@@ -32,6 +42,7 @@ def default_out_dir(dataset):
 
 
 def hub_documents(dataset, subset):
+    require_hub(f"{REPOS[dataset]} ({subset})", "offline, pass --local 'path/*.parquet' with the dataset's files")
     from datasets import load_dataset
 
     ds = load_dataset(REPOS[dataset], name=subset, split="train", streaming=True)
@@ -39,25 +50,33 @@ def hub_documents(dataset, subset):
 
 
 def prepare(
-    dataset="fineweb",
-    subset="sample-10BT",
-    local=None,
-    out_dir=None,
-    shard_tokens=100_000_000,
-    max_tokens=None,
-    num_proc=None,
-    text_field="text",
-):
+    dataset: str = "fineweb",
+    subset: str = "sample-10BT",
+    local: list[str] | None = None,
+    out_dir: str | None = None,
+    shard_tokens: int = 100_000_000,
+    max_tokens: int | None = None,
+    num_proc: int | None = None,
+    text_field: str = "text",
+) -> tuple[int, int]:
     """Write the shards and meta.json; local: glob patterns of .parquet/.jsonl/.txt files to read
-    instead of the Hub. Returns (shards, tokens)."""
+    instead of the Hub (a small corpus: its first tenth is the val split). Returns (shards, tokens)."""
     if dataset not in REPOS:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(REPOS)}")
     name = dataset.replace("-", "_")
     out_dir = out_dir or default_out_dir(dataset)
-    docs = iter_documents(expand(local), text_field) if local else hub_documents(dataset, subset)
-    return write_dataset(
-        docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=shard_tokens, max_tokens=max_tokens, num_proc=num_proc
+    if local:
+        files = expand(local)
+        docs, val_tokens = iter_documents(files, text_field), val_tokens_for(files, shard_tokens, text_field)
+    else:
+        docs, val_tokens = hub_documents(dataset, subset), shard_tokens
+    shards, tokens = write_dataset(
+        docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=val_tokens, max_tokens=max_tokens, num_proc=num_proc
     )
+    require_train_tokens(
+        out_dir, name, tokens, val_tokens, "pass a smaller --shard-tokens (the val split is one shard)"
+    )
+    return shards, tokens
 
 
 def main(argv=None):

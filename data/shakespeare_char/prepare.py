@@ -12,20 +12,22 @@ Importable: prepare(text, out_dir) does the same for any string.
 import argparse
 import os
 import sys
-import urllib.request
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.downloads import download_text
+from fitgpt.errors import ConfigError, DataError, exit_on_error
 from fitgpt.shards import shard_name, write_meta, write_shard
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 NAME = "shakespeare_char"
 
 
-def prepare(text, out_dir, val_fraction=0.1):
+def prepare(text: str, out_dir: str, val_fraction: float = 0.1) -> dict:
     """Encode text by character, split train/val, write shards and meta.json; returns meta."""
+    if len(text) < 20:  # both splits need a few characters (the val split is a tenth)
+        raise DataError(f"the text has {len(text)} characters; a character-level dataset needs at least 20")
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}
     ids = np.array([stoi[c] for c in text], dtype=np.uint16)
@@ -48,10 +50,11 @@ def main(argv=None):
             raise ConfigError(f"--input {args.input}: no such file")
         with open(args.input, encoding="utf-8") as f:
             text = f.read()
+        if not text:
+            raise DataError(f"--input {args.input} is empty")
     else:
         print(f"downloading {URL}")
-        with urllib.request.urlopen(URL, timeout=60) as response:
-            text = response.read().decode("utf-8")
+        text = download_text(URL, "offline, pass --input path/to/tinyshakespeare.txt (a local copy of the text)")
     meta = prepare(text, args.out_dir)
     print(f"{len(text):,} characters, vocab {meta['vocab_size']}: wrote shards and meta.json to {args.out_dir}")
 

@@ -7,7 +7,8 @@ Your own text as GPT-2 token shards: local .txt, .jsonl/.json and .parquet files
 A .txt file is one document (so one worker tokenizes it: split a big corpus into files, or use
 jsonl/parquet with one record per document); jsonl/json/parquet give one document per record.
 Documents are read in the order given (globs sorted), each preceded by <|endoftext|> (50256).
-The first --val-tokens tokens of that stream (default 1M; the document they end in is cut in two)
+The first --val-tokens tokens of that stream (default 1M, or a tenth of a corpus under 2M tokens;
+the document they end in is cut in two)
 are the validation set, <name>_val_000000.bin; the rest follow as <name>_train_000001.bin, ...
 of --shard-tokens tokens each, in data/<name>/ (or --out_dir), with meta.json. Run again with
 the same arguments, an interrupted run continues where it stopped. Importable: prepare(...).
@@ -19,31 +20,45 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt.corpus import add_writer_arguments, expand, iter_documents, write_dataset
-from fitgpt.errors import ConfigError, DataError, exit_on_error
+from fitgpt.corpus import (
+    add_writer_arguments,
+    expand,
+    iter_documents,
+    require_train_tokens,
+    val_tokens_for,
+    write_dataset,
+)
+from fitgpt.errors import ConfigError, exit_on_error
 from fitgpt.tokenization import GPT2_META
 
 
 def prepare(
-    inputs,
-    out_dir,
-    name="text",
-    text_field="text",
-    val_tokens=1_000_000,
-    shard_tokens=100_000_000,
-    max_tokens=None,
-    num_proc=None,
-):
+    inputs: list[str],
+    out_dir: str,
+    name: str = "text",
+    text_field: str = "text",
+    val_tokens: int | None = None,
+    shard_tokens: int = 100_000_000,
+    max_tokens: int | None = None,
+    num_proc: int | None = None,
+) -> tuple[int, int]:
     """Tokenize the files matching the glob patterns inputs into shards and meta.json in out_dir;
-    returns (shards, tokens)."""
-    if val_tokens < 1:
+    val_tokens None: 1M, or a tenth of a small corpus. Returns (shards, tokens)."""
+    if val_tokens is not None and val_tokens < 1:
         raise ConfigError(f"--val-tokens must be at least 1, got {val_tokens}")
-    docs = iter_documents(expand(inputs), text_field)
+    files = expand(inputs)
+    val_tokens = val_tokens or val_tokens_for(files, 1_000_000, text_field)
     shards, tokens = write_dataset(
-        docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=val_tokens, max_tokens=max_tokens, num_proc=num_proc
+        iter_documents(files, text_field),
+        out_dir,
+        name,
+        GPT2_META,
+        shard_tokens,
+        val_tokens=val_tokens,
+        max_tokens=max_tokens,
+        num_proc=num_proc,
     )
-    if tokens <= val_tokens:
-        raise DataError(f"{out_dir}: all {tokens:,} tokens went to the val shard and none to train; lower --val-tokens")
+    require_train_tokens(out_dir, name, tokens, val_tokens, "pass a smaller --val-tokens")
     return shards, tokens
 
 
@@ -53,7 +68,9 @@ def main(argv=None):
     parser.add_argument("--name", default="text", help="shard name prefix and folder data/<name>")
     parser.add_argument("--out_dir", help="default: data/<name>")
     parser.add_argument("--text-field", default="text", help="record field holding the text (jsonl/parquet)")
-    parser.add_argument("--val-tokens", type=int, default=1_000_000, help="the first tokens, held out for validation")
+    parser.add_argument(
+        "--val-tokens", type=int, help="the first tokens, held out (default 1M, a tenth of a small corpus)"
+    )
     add_writer_arguments(parser)
     args = parser.parse_args(argv)
     args.out_dir = args.out_dir or os.path.join(HERE, "..", args.name)

@@ -29,7 +29,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
 from fitgpt.corpus import add_writer_arguments, dataset_texts, expand, iter_documents, write_dataset
-from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.downloads import require_hub
+from fitgpt.errors import ConfigError, DataError, exit_on_error
 from fitgpt.tokenization import GPT2_META
 
 HUB = "roneneldan/TinyStories"
@@ -39,6 +40,7 @@ NAME = "tinystories"
 def stories(files, text_field, split):
     """Stripped stories of local files, or of a split of the Hub dataset when files is None."""
     if files is None:
+        require_hub(f"{HUB} ({split})", "offline, pass --local 'TinyStories_all_data/data*.json' (llama2.c's files)")
         from datasets import load_dataset
 
         docs = dataset_texts(load_dataset(HUB, split=split, streaming=True), "text", f"{HUB} ({split})")
@@ -131,6 +133,9 @@ def prepare(
     shards, train_tokens = write_dataset(
         stories(train_files, text_field, "train"), first_index=first_train, desc="train", **common
     )
+    for split, tokens in (("validation", val_tokens), ("training", train_tokens)):
+        if tokens == 0:
+            raise DataError(f"{out_dir}: the {split} stories held no text; nothing to train or evaluate on")
     return shards, val_tokens + train_tokens
 
 

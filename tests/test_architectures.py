@@ -28,7 +28,11 @@ def tiny(seed=0, **options):
     return GPT(GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32, multiple_of=16, **options))
 
 
-@pytest.mark.parametrize("options", COMBOS, ids=lambda o: "-".join(str(v) for v in o.values()))
+# every combination; half of them (every other one) only in the full run
+EVERY_COMBINATION = [pytest.param(o, marks=pytest.mark.slow) if i % 2 else o for i, o in enumerate(COMBOS)]
+
+
+@pytest.mark.parametrize("options", EVERY_COMBINATION, ids=lambda o: "-".join(str(v) for v in o.values()))
 def test_every_combination_is_causal_and_learns(options):
     model = tiny(**options)
     idx = torch.randint(0, 50, (2, 16))

@@ -100,7 +100,7 @@ def reference_runs(char_dataset, tmp_path_factory):
     [
         ("random", "batch", 13),  # second micro-step of iteration 7 (2 per iteration)
         pytest.param("random", "batch", 30, marks=pytest.mark.slow),  # first micro-step of iteration 15
-        ("random", "save", 3),  # while writing the iteration-12 checkpoint
+        pytest.param("random", "save", 3, marks=pytest.mark.slow),  # while writing the iteration-12 checkpoint
         pytest.param("sequential", "batch", 19, marks=pytest.mark.slow),
     ],
 )
@@ -119,6 +119,7 @@ def test_sigkill_then_resume_is_bit_identical(reference_runs, char_dataset, tmp_
     assert_same_run(reference_runs[order], out)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_zero(char_dataset, tmp_path):
     out = str(tmp_path / "run")
     args = fault_args(max_iters=100000, lr_decay_iters=100000, ckpt_interval=1000, data_dir=char_dataset, out_dir=out)

@@ -267,6 +267,7 @@ def test_sigterm_during_the_first_evaluation_is_one_line(char_dataset, tmp_path,
     assert os.listdir(out) == []  # no checkpoint, no half-written file
 
 
+@pytest.mark.slow
 def test_assets_are_optional_and_required_only_when_asked(tmp_path):
     """Without GPT-2's BPE files (no assets folder, no cache, no network) a test that needs them skips
     with their names; with FITGPT_REQUIRE_ASSETS=1 it fails."""

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from fitgpt.architecture import GPTConfig
 
@@ -230,8 +231,14 @@ class GPT(nn.Module):
         else:
             rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
         x = self.transformer.drop(x)
+        every = self.config.activation_checkpointing
         for layer, block in enumerate(self.transformer.h):
-            x = block(x, rope, cache, layer)
+            if every and self.training and cache is None and layer % every == 0:
+                # keep only this block's input (B, T, C); backward recomputes the rest, with the
+                # same dropout draws (the RNG state is restored for the recomputation)
+                x = checkpoint(block, x, rope, use_reentrant=False)
+            else:
+                x = block(x, rope, cache, layer)
         if cache is not None:
             cache.length += T
         x = self.transformer.ln_f(x)

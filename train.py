@@ -53,6 +53,7 @@ mlp_hidden = None
 multiple_of = 256
 tie_embeddings = True
 qk_norm = False
+activation_checkpointing = 0  # every k-th block recomputes its activations in backward (0: off)
 # AdamW and the learning-rate schedule
 learning_rate = 6e-4
 max_iters = 19073  # 19073 * 524,288 tokens = 10B tokens
@@ -144,6 +145,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
     meta = read_meta(data_dir)
     model = build_model(s, meta, checkpoint).to(device)
+    model.config.activation_checkpointing = s.activation_checkpointing  # a training choice, not the shape
     largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
     warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
     if dist.master and warning:

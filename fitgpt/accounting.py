@@ -191,3 +191,147 @@ def peak_flops(device_name: str, precision: str = "bf16", override: float = 0.0)
         return override
     gpu = gpu_for_device_name(device_name)
     return gpu.peak_flops(precision) if gpu else None
+
+
+# -----------------------------------------------------------------------------
+# Memory. What one training step holds at its peak, on one GPU, in bytes. The saved-activation
+# terms name the tensors autograd keeps for backward in model.py's blocks (eager mode, SDPA
+# attention, no dropout); tests/test_memory.py counts them on CPU with saved_tensors_hooks and
+# finds these sums exactly (qk_norm: approximately). Under torch.compile, inductor saves and
+# recomputes differently; that is one factor per part, fitted to the GPU peaks in
+# docs/benchmarks.md (see COMPILED).
+
+ACTIVATION_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}  # the matmuls' inputs and outputs under autocast
+
+
+def norm_saved(config: GPTConfig, dim: int) -> int:
+    """Bytes per token a norm layer keeps for backward: its fp32 input and statistics (LayerNorm's
+    mean and rstd; RMSNorm, computed as a composite, its rstd and the normalized input)."""
+    if config.norm == "layernorm":
+        return 4 * dim + 8
+    return 4 * dim + 4 + 4 * dim
+
+
+def attention_saved(config: GPTConfig, a: int) -> int:
+    """Bytes per token the attention keeps (a: bytes per activation). SDPA keeps q, k, v; while
+    one of them is still a view of the fused qkv output, that whole buffer stays alive."""
+    h, k, d = config.n_head, config.n_kv_heads, config.head_dim
+    changed = config.pos_emb == "rope" or config.qk_norm  # q and k are new tensors, not views
+    qkv_alive = not changed or k == h or config.qk_norm  # v (or q, or the qk norms' inputs) views it
+    saved = qkv_alive * (h + 2 * k) * d + changed * h * d
+    if k < h:  # grouped-query: k and v repeated to every query head, as new tensors
+        saved += 2 * h * d
+    elif changed:
+        saved += k * d
+    saved *= a
+    if config.qk_norm:  # the norms' fp32 normalized q and k with their rstd, measured on CPU (approximate)
+        saved += 4 * ((h + k) * (d + 1) + h * d)
+    return saved + 4 * h + a * h * d  # + the softmax's log-sum-exp (fp32) and the output, c_proj's input
+
+
+def layer_saved(config: GPTConfig, dtype: str) -> int:
+    """Bytes per token one block keeps for backward in eager mode."""
+    a, c, hidden = ACTIVATION_BYTES[dtype], config.n_embd, config.hidden_dim
+    saved = 2 * norm_saved(config, c) + a * c + attention_saved(config, a)  # + c_attn's input
+    if config.mlp == "gelu":
+        return saved + a * c + 2 * a * hidden  # c_fc's input, GELU's input and output
+    # c_gate and c_fc each cast the input under autocast; SiLU's input and output, c_fc's output
+    # and c_proj's input are hidden-sized
+    return saved + (2 if a == 2 else 1) * a * c + 4 * a * hidden
+
+
+def head_saved(config: GPTConfig, dtype: str) -> int:
+    """Bytes per token kept by the embedding, final norm, output layer and loss: token ids and
+    targets, the norm, lm_head's input, and the fp32 log-softmax over the real vocabulary."""
+    return 16 + norm_saved(config, config.n_embd) + ACTIVATION_BYTES[dtype] * config.n_embd + 4 * config.vocab_size
+
+
+def checkpointed_layers(n_layer: int, activation_checkpointing: int) -> int:
+    """Blocks run under activation checkpointing: every k-th one (k = 1: all of them)."""
+    return 0 if activation_checkpointing <= 0 else -(-n_layer // activation_checkpointing)
+
+
+# torch.compile's saved bytes as a fraction of eager's, fitted (least squares on relative error)
+# to peaks measured on one H100 80GB (bf16, block 1024, torch 2.11): GPT-2 124M at micro-batch 16,
+# 32 and 64 (11.51, 21.28, 40.76 GiB), GPT-2 XL 1.5B at 8 (44.36 GiB), and the 3.9B recipe's
+# ~4.9 GiB per added sequence; each is reproduced within 3.1 %. Those runs also kept the logits
+# through backward (2 bytes x 50304 per token, since removed): the fit takes them out first.
+# Compiled blocks save about what eager ones do; the fused cross-entropy, a quarter as much.
+COMPILED = {"layers": 1.08, "head": 0.28}
+OVERHEAD = 0.25 * GIB  # cuBLAS workspaces and the caching allocator's rounding, not in the terms above
+CONTEXT_RESERVE = 1.0 * GIB  # the CUDA context, outside torch's allocator but inside the GPU's memory
+FRAGMENTATION = 0.05  # a peak this close to the limit risks an out-of-memory error from fragmentation
+
+
+@dataclass
+class MemoryEstimate:
+    """The predicted peak of one training step on one GPU (torch.cuda.max_memory_allocated), by part."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    weight_copies: float
+    activations: float
+    logits: float
+    overhead: float
+    phase: str  # where the peak falls: 'backward' (its start) or 'optimizer'
+
+    @property
+    def total(self) -> float:
+        return (
+            self.weights
+            + self.gradients
+            + self.optimizer
+            + self.weight_copies
+            + self.activations
+            + self.logits
+            + self.overhead
+        )
+
+    def breakdown_gib(self) -> dict[str, float]:
+        parts = ("weights", "gradients", "optimizer", "weight_copies", "activations", "logits", "overhead")
+        return {part: round(getattr(self, part) / GIB, 3) for part in parts}
+
+
+def training_memory(
+    config: GPTConfig,
+    batch_size: int,
+    dtype: str = "bf16",
+    compile: bool = True,
+    activation_checkpointing: int = 0,
+    gradient_accumulation_steps: int = 1,
+    shards: int = 1,
+) -> MemoryEstimate:
+    """Peak memory of a training step: fp32 weights, gradients and AdamW's two moments (divided
+    over `shards` ranks under FSDP), autocast's bf16 weight copies, the activations the blocks
+    keep for backward, the head's (including the loss's backward buffers), and a fixed overhead.
+
+    Phases: at the start of backward everything saved is alive, plus the loss gradient's two fp32
+    vocabulary-wide buffers, and the gradients only if an earlier micro-step made them (with one
+    micro-step, the output layer's gradient: the rest are made as activations are freed); at the
+    end of backward and in the optimizer step, weights, gradients and moments. The fused AdamW
+    used on GPUs needs no parameter-sized temporaries."""
+    n = param_count(config)
+    weights, moments = 4 * n / shards, 8 * n / shards
+    grads = 4 * n / shards
+    tokens = batch_size * config.block_size
+    copies = 2 * matmul_weights(config) if ACTIVATION_BYTES[dtype] == 2 else 0
+    layer = layer_saved(config, dtype) * (COMPILED["layers"] if compile else 1)
+    ckpt = checkpointed_layers(config.n_layer, activation_checkpointing)
+    # a checkpointed block keeps only its fp32 input; in backward one block at a time is recomputed
+    per_token = (config.n_layer - ckpt) * layer + ckpt * 4 * config.n_embd + (layer if ckpt else 0)
+    head = (head_saved(config, dtype) + 8 * config.vocab_size) * (COMPILED["head"] if compile else 1)
+    early_grads = grads if gradient_accumulation_steps > 1 else 4 * config.padded_vocab_size * config.n_embd / shards
+    start = weights + moments + early_grads + copies + tokens * (per_token + head)
+    end = weights + moments + grads
+    if start >= end:
+        return MemoryEstimate(
+            weights, early_grads, moments, copies, tokens * per_token, tokens * head, OVERHEAD, "backward"
+        )
+    return MemoryEstimate(weights, grads, moments, 0.0, 0.0, 0.0, OVERHEAD, "optimizer")
+
+
+def usable_memory(memory_gib: float) -> float:
+    """Bytes a training run may plan to use on a GPU of this capacity: less the CUDA context, and
+    a margin against fragmentation."""
+    return (memory_gib * GIB - CONTEXT_RESERVE) * (1 - FRAGMENTATION)

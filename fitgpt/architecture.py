@@ -34,6 +34,9 @@ class GPTConfig:
     multiple_of: int = 256  # swiglu hidden size is rounded up to this
     tie_embeddings: bool = True
     qk_norm: bool = False  # RMSNorm on each head's query and key before attention
+    # a training choice, not part of the shape (a resumed run may change it): while training, every
+    # k-th block keeps only its input and recomputes the rest in backward; 0 is off, 1 every block
+    activation_checkpointing: int = 0
 
     def __post_init__(self):
         for name in ("block_size", "vocab_size", "vocab_multiple", "n_layer", "n_head", "n_embd", "multiple_of"):
@@ -54,6 +57,8 @@ class GPTConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.activation_checkpointing < 0:
+            raise ConfigError(f"activation_checkpointing must be >= 0, got {self.activation_checkpointing}")
         if self.mlp_hidden is not None and self.mlp_hidden <= 0:
             raise ConfigError(f"mlp_hidden must be positive, got {self.mlp_hidden}")
 

@@ -35,6 +35,8 @@ from fitgpt.loader import TokenLoader
 from fitgpt.settings import TrainSettings
 from model import GPT
 
+TRAINING_CHOICES = ("activation_checkpointing",)  # in model_args, but a resumed run may change them
+
 
 @dataclasses.dataclass
 class Progress:
@@ -284,10 +286,11 @@ def resolve_resume(settings: TrainSettings, explicit: dict) -> tuple[TrainSettin
     saved = {k: v for k, v in checkpoint.get("config", {}).items() if k in names}
     merged = {**dataclasses.asdict(settings), **saved, **explicit, "init_from": "resume"}
     model_args = checkpoint["model_args"]
+    shape = {k: v for k, v in model_args.items() if k not in TRAINING_CHOICES}
     mismatched = [
-        f"{k}={explicit[k]!r} (checkpoint has {model_args[k]!r})"
+        f"{k}={explicit[k]!r} (checkpoint has {shape[k]!r})"
         for k in explicit
-        if k in model_args and explicit[k] != model_args[k] and not (k == "n_kv_heads" and explicit[k] is None)
+        if k in shape and explicit[k] != shape[k] and not (k == "n_kv_heads" and explicit[k] is None)
     ]
     if mismatched:
         raise ConfigError(

@@ -76,6 +76,9 @@ class TrainSettings:
     multiple_of: int = setting(256, "swiglu hidden size is rounded up to this", min=1)
     tie_embeddings: bool = setting(True, "share the token embedding with the output layer")
     qk_norm: bool = setting(False, "RMSNorm on each head's query and key")
+    activation_checkpointing: int = setting(
+        0, "recompute every k-th block's activations in backward (0 off, 1 all): less memory, ~1/3 more compute", min=0
+    )
     # AdamW and the learning-rate schedule
     learning_rate: float = setting(6e-4, "peak learning rate", min=0.0)
     max_iters: int = setting(19073, "optimizer steps in all (19073 x 524,288 tokens = 10B tokens)", min=0)

@@ -61,7 +61,7 @@ def forward_backward(
         if dist is not None and dist.enabled:  # DDP: all-reduce gradients only on the last micro-step
             model.require_backward_grad_sync = micro_step == micro_steps - 1
         with ctx:
-            _, loss = model(x, y)
+            loss = model(x, y)[1]  # not the logits: held through backward they cost 2 bytes x vocab per token
         if poison:
             loss = loss * float("nan")
         loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()

@@ -24,10 +24,11 @@ import configurator
 from fitgpt import accounting
 from fitgpt.architecture import GPTConfig
 from fitgpt.checkpoint import Progress
-from fitgpt.loader import TokenLoader, data_dir_of, dataset_meta
+from fitgpt.loader import TokenLoader
 from fitgpt.metrics import duration
 from fitgpt.runtime import device_name, peak_memory_gib, setup_device, synchronize
 from fitgpt.settings import BenchSettings
+from fitgpt.shards import data_dir_of, dataset_meta
 from fitgpt.tokenization import dataset_vocab_size
 from fitgpt.training import NonFiniteGuard, forward_backward, make_optimizer, optimizer_step, out_of_memory_hint
 from model import GPT

@@ -24,8 +24,8 @@ import configurator
 from fitgpt import accounting
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
 from fitgpt.hf import export_hf
-from fitgpt.loader import dataset_meta
 from fitgpt.settings import ExportSettings
+from fitgpt.shards import dataset_meta
 from fitgpt.tokenization import GPT2_EOT, tokenizer_kind
 
 

@@ -34,9 +34,9 @@ import torch
 import configurator
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
 from fitgpt.errors import ConfigError
-from fitgpt.loader import dataset_meta
 from fitgpt.runtime import setup_device
 from fitgpt.settings import SampleSettings
+from fitgpt.shards import dataset_meta
 from fitgpt.tokenization import get_tokenizer
 
 

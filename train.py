@@ -77,7 +77,7 @@ on_nonfinite = "stop"  # NaN/Inf loss or gradient: 'stop' (exit non-zero) | 'ski
 max_skipped_in_a_row = 10
 inject_nan_at_iter = -1  # testing hook: poison the loss of this iteration
 # -----------------------------------------------------------------------------
-from fitgpt.errors import exit_at_once_on_signals, exit_on_error
+from fitgpt.errors import ConfigError, exit_at_once_on_signals, exit_on_error
 
 if __name__ == "__main__":
     exit_at_once_on_signals()  # Ctrl-C or SIGTERM during the slow imports below: one line, no traceback
@@ -99,7 +99,8 @@ from fitgpt.checkpoint import (
 )
 from fitgpt.loader import prepare_if_missing, run_loaders
 from fitgpt.metrics import RunLog, Throughput, epoch_report
-from fitgpt.runtime import device_name, setup_device
+from fitgpt.planner import startup_summary
+from fitgpt.runtime import device_name, free_memory, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
 from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size
@@ -144,28 +145,27 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
     meta = read_meta(data_dir)
-    model = build_model(s, meta, checkpoint).to(device)
+    model = build_model(s, meta, checkpoint)  # on the CPU: it moves to the device once the plan says it fits
     model.config.activation_checkpointing = s.activation_checkpointing  # a training choice, not the shape
     largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
     warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
-    if dist.master and warning:
-        print(warning)
+    peak = accounting.peak_flops(device_name(device), accounting.PRECISION[dtype], s.peak_flops)
+    summary, refusal = startup_summary(model.config, s, dist.world_size, dtype, peak, free_memory(device))
+    if refusal:
+        raise ConfigError(refusal)
+    if dist.master:
+        counts = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
+        print("\n".join([*epoch_report(data_dir, *counts, tokens_per_iter, s.max_iters), *summary]))
+        print(f"device {device}, {dtype}" + (f"\n{warning}" if warning else ""))
+    model.to(device)
     optimizer = make_optimizer(model, s.weight_decay, s.learning_rate, (s.beta1, s.beta2), device)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
     progress = restore_training(checkpoint, optimizer, scaler, train_loader, dist.rank) if checkpoint else Progress()
     checkpoint = None  # free its memory
+    if dist.master and s.init_from == "resume":
+        print(f"resuming from {s.out_dir}/ckpt.pt at iteration {progress.iter_num}")
     flops_per_token = accounting.flops_per_token(model.config)
-    if dist.master:
-        counts = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
-        print("\n".join(epoch_report(data_dir, *counts, tokens_per_iter, s.max_iters)))
-        print(
-            f"model: {accounting.param_count(model.config):,} parameters; {flops_per_token / 1e6:.1f} MFLOPs "
-            f"per token; device {device}, {dtype}"
-        )
-        if s.init_from == "resume":
-            print(f"resuming from {s.out_dir}/ckpt.pt at iteration {progress.iter_num}")
     step_model = distributed.wrap(torch.compile(model) if s.compile else model, dist, device)
-    peak = accounting.peak_flops(device_name(device), accounting.PRECISION[dtype], s.peak_flops)
     wandb_config = dataclasses.asdict(s) if s.wandb_log else None
     resume_iter = progress.iter_num if s.init_from == "resume" else None
     log = RunLog(s.out_dir, dist.master, resume_iter, wandb_config, s.wandb_project, s.wandb_run_name)

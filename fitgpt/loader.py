@@ -20,9 +20,7 @@ import torch
 
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.settings import TrainSettings
-from fitgpt.shards import find_shards, open_tokens, read_meta
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fitgpt.shards import REPO, data_dir_of, find_shards, open_tokens
 
 DATA_ORDERS = ("random", "sequential")
 
@@ -163,18 +161,6 @@ def run_loaders(
         for split in ("train", "val")
     }
     return train, evals
-
-
-def data_dir_of(config: dict) -> str:
-    """The dataset folder named by a run's settings (a dict with 'data_dir' and 'dataset'):
-    data_dir, else data/<dataset> in this repository."""
-    return config.get("data_dir") or os.path.join(REPO, "data", config.get("dataset", ""))
-
-
-def dataset_meta(config: dict) -> tuple[str, dict | None]:
-    """(data_dir, meta.json dict or None) of a run's dataset; None too when the folder is gone."""
-    data_dir = data_dir_of(config)
-    return data_dir, (read_meta(data_dir) if os.path.isdir(data_dir) else None)
 
 
 def prepare_if_missing(config: dict) -> str:

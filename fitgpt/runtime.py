@@ -74,6 +74,13 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
+def free_memory(device: str) -> float | None:
+    """Bytes free on a CUDA device now, or None elsewhere."""
+    if device.startswith("cuda"):
+        return float(torch.cuda.mem_get_info(device)[0])
+    return None
+
+
 def peak_memory_gib(device: str) -> float | None:
     """Peak memory allocated by tensors on a CUDA device since the last reset, or None elsewhere."""
     if device.startswith("cuda"):

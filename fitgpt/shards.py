@@ -19,6 +19,7 @@ import numpy as np
 from fitgpt.errors import DataError
 from fitgpt.fsutil import atomic_write
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # data/<name> folders live here
 MAGIC = 20240520
 VERSION = 1
 HEADER_INTS = 256
@@ -125,3 +126,15 @@ def read_meta(data_dir: str) -> dict | None:
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: unreadable meta.json ({e})") from None
+
+
+def data_dir_of(config: dict) -> str:
+    """The dataset folder named by a run's settings (a dict with 'data_dir' and 'dataset'):
+    data_dir, else data/<dataset> in this repository."""
+    return config.get("data_dir") or os.path.join(REPO, "data", config.get("dataset", ""))
+
+
+def dataset_meta(config: dict) -> tuple[str, dict | None]:
+    """(data_dir, meta.json dict or None) of a run's dataset; None too when the folder is gone."""
+    data_dir = data_dir_of(config)
+    return data_dir, (read_meta(data_dir) if os.path.isdir(data_dir) else None)

@@ -2,11 +2,13 @@
 damaged checkpoints, failed saves, bad values, empty inputs, progress and signals."""
 
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 
@@ -229,14 +231,17 @@ def test_run_ends_with_a_summary(char_dataset, tmp_path, capsys):
 
 
 def wait_for(proc, text, timeout=120):
-    """Read proc's stdout until a line holds text."""
+    """Read proc's stdout, in a thread, until a line holds text (at most timeout seconds)."""
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     deadline = time.time() + timeout
     while time.time() < deadline:
-        line = proc.stdout.readline()
-        if text in line:
-            return
-        if not line and proc.poll() is not None:
+        try:
+            if text in lines.get(timeout=max(0.01, deadline - time.time())):
+                return
+        except queue.Empty:
             break
+    proc.kill()
     raise AssertionError(f"the process never printed {text!r}")
 
 
@@ -258,7 +263,7 @@ def test_sigterm_during_the_first_evaluation_is_one_line(char_dataset, tmp_path,
     proc = subprocess.Popen(
         [sys.executable, "-u", "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    wait_for(proc, "model: ")
+    wait_for(proc, "plan: ")
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)

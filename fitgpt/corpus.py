@@ -70,13 +70,23 @@ def parquet_text_bytes(pf, field: str) -> int:
     return sum(column.total_uncompressed_size for column in columns if column.path_in_schema == field)
 
 
+def open_parquet(path: str, field: str):
+    """A pyarrow ParquetFile that has the text column, or a one-line error naming the columns it has."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    if field not in pf.schema_arrow.names:
+        raise DataError(
+            f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text-field"
+        )
+    return pf
+
+
 def text_bytes(path: str, field: str) -> int:
     """About how many bytes of text a file holds."""
     if not path.lower().endswith(".parquet"):
         return os.path.getsize(path)
-    import pyarrow.parquet as pq
-
-    return parquet_text_bytes(pq.ParquetFile(path), field)
+    return parquet_text_bytes(open_parquet(path, field), field)
 
 
 def val_tokens_for(files: list[str], wanted: int, field: str = "text") -> int:
@@ -84,7 +94,10 @@ def val_tokens_for(files: list[str], wanted: int, field: str = "text") -> int:
     than twice that, so that a small corpus still gets both splits. The corpus size is estimated
     from its bytes (GPT-2's BPE makes about one token per 4 bytes of English), which keeps it the
     same from one run to the next (a resumed run must cut the stream where the first one did)."""
-    estimate = sum(text_bytes(f, field) for f in files) // 4
+    size = sum(text_bytes(f, field) for f in files)
+    if size == 0:
+        raise DataError(f"{', '.join(files)}: the input held no text (empty files); nothing to train on")
+    estimate = size // 4
     if estimate >= 2 * wanted:
         return wanted
     val = max(1, estimate // 10)
@@ -166,13 +179,7 @@ def _read_text(path):
 
 
 def _parquet_batches(path, field):
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
-    if field not in pf.schema_arrow.names:
-        raise DataError(
-            f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text-field"
-        )
+    pf = open_parquet(path, field)
     # rows for about BATCH_BYTES of text, from the column's size in the file's metadata
     rows = max(1, BATCH_BYTES * pf.metadata.num_rows // max(parquet_text_bytes(pf, field), 1))
     for batch in pf.iter_batches(batch_size=rows, columns=[field]):

@@ -327,7 +327,7 @@ def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
     ],
 )
 def test_text_errors_are_one_line(files, tmp_path, request, args, message):
-    if "--text-field" in args:  # found while tokenizing, which loads GPT-2's BPE first
+    if "{jsonl}" in args:  # found while tokenizing, which loads GPT-2's BPE first
         request.getfixturevalue("gpt2_encoding")
     csv = tmp_path / "a.csv"
     csv.write_text("x")

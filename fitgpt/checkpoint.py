@@ -214,11 +214,12 @@ def save_failure_message(out_dir: str, error: BaseException) -> str:
         reason = error.strerror or str(error)
     else:
         reason = f"torch.save failed: {str(error).strip().splitlines()[-1]}"
-    free = shutil.disk_usage(out_dir).free / 2**30
+    free = shutil.disk_usage(out_dir).free
+    free_text = f"{free / 2**30:.2f} GiB" if free >= 2**30 else f"{free / 2**20:.1f} MiB"
     latest = os.path.join(out_dir, "ckpt.pt")
     intact = f"{latest} is intact" if os.path.exists(latest) else "no earlier checkpoint was written"
     return (
-        f"could not write a checkpoint in {out_dir} ({reason}; {free:.2f} GiB free there); {intact}; "
+        f"could not write a checkpoint in {out_dir} ({reason}; {free_text} free there); {intact}; "
         f"free disk space or choose another out_dir"
     )
 

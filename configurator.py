@@ -132,6 +132,8 @@ def parse_args(argv: list[str], schema: type) -> dict:
         if not arg.startswith("--"):
             settings.update(read_config_file(arg, schema))
             continue
+        if "=" not in arg and field_types(schema).get(arg[2:]) == (bool,):
+            arg += "=True"  # a bare --flag turns a bool setting on
         if "=" not in arg:
             raise ConfigError(f"argument '{arg}' must look like --key=value (or --help)")
         key, raw = arg[2:].split("=", 1)

@@ -149,7 +149,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     model.config.activation_checkpointing = s.activation_checkpointing  # a training choice, not the shape
     largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
     warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
-    peak = accounting.peak_flops(device_name(device), accounting.PRECISION[dtype], s.peak_flops)
+    peak = accounting.peak_flops(device_name(device), accounting.matmul_precision(dtype, device), s.peak_flops)
     summary, refusal = startup_summary(model.config, s, dist.world_size, dtype, peak, free_memory(device))
     if refusal:
         raise ConfigError(refusal)

@@ -12,8 +12,10 @@ from fitgpt.architecture import GPTConfig
 GIB = 2**30
 
 
-# the tensor-core precision a training dtype runs its matmuls in (fp32 runs them as TF32: runtime.py enables it)
-PRECISION = {"bf16": "bf16", "fp16": "fp16", "fp32": "tf32"}
+def matmul_precision(dtype: str, device: str) -> str:
+    """The precision a training dtype's matmuls run in: fp32 runs them as TF32 on a GPU (runtime.py
+    enables it), as true fp32 on a CPU."""
+    return "tf32" if dtype == "fp32" and device.startswith("cuda") else dtype
 
 
 def norm_params(config: GPTConfig, dim: int) -> int:

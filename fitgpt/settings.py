@@ -113,6 +113,15 @@ class BenchSettings(TrainSettings):
     bench_steps: int = setting(10, "timed optimizer steps", min=1)
     bench_warmup: int = setting(2, "untimed steps first (compilation, allocator warm-up)", min=0)
     real_data: bool = setting(False, "read batches from the dataset instead of random tokens")
+    matmul: bool = setting(False, "also measure dense matmul TFLOP/s per precision: MFU against that ceiling too")
+    find_batch_size: bool = setting(False, "find the largest micro-batch that trains (a GPU), then time it")
+    batch_margin: float = setting(
+        0.05, "find_batch_size: keep this fraction of the GPU's memory free", min=0.0, max=0.5
+    )
+    profile: bool = setting(False, "profile the timed steps: a trace in profile_dir, time by kernel group")
+    profile_dir: str = setting("bench-profile", "where --profile writes trace.json")
+    json: bool = setting(False, "print the results as JSON")
+    compare: str = setting("", "an earlier --json result: print this run's ratios against it")
 
 
 @dataclass

@@ -99,8 +99,9 @@ def test_bounds():
 
 
 def test_argument_without_equals():
+    assert parse("--compile") == {"compile": True}  # a bare flag turns a bool on
     with pytest.raises(ConfigError, match="--key=value"):
-        parse("--compile")
+        parse("--batch_size")
 
 
 def test_missing_config_file(tmp_path):

@@ -7,12 +7,11 @@ import types
 import pytest
 import torch
 
-import bench
 import sample
 import train
-from conftest import TINY, as_args, cli, run_script, tiny_settings
+from conftest import as_args, cli, run_script, tiny_settings
 from fitgpt import distributed
-from fitgpt.errors import ConfigError, RunFailure
+from fitgpt.errors import ConfigError
 from fitgpt.training import get_lr
 
 LR = dict(learning_rate=1e-3, warmup_iters=10, lr_decay_iters=110, min_lr=1e-4)
@@ -148,31 +147,6 @@ def test_wandb_gets_every_record_including_the_first_evaluation(char_dataset, tm
     train.run(tiny_settings(data_dir=char_dataset, out_dir=out, wandb_log=True))
     assert logged[0][0] == 0 and "val_loss" in logged[0][1]
     assert [record for _, record in logged] == read_metrics(out)
-
-
-def test_bench_reports_speed(char_dataset, capsys):
-    args = [f"--{k}={v}" for k, v in TINY.items()]
-    code, stdout, stderr = cli(
-        bench.main, [*args, f"--data_dir={char_dataset}", "--real_data=True", "--bench_steps=3"], capsys
-    )
-    assert code == 0, stderr
-    assert "2 micro-steps = 512 tokens per step" in stdout and "tokens/s, MFU n/a" in stdout
-    code, _, stderr = cli(bench.main, [*args, "--bench_steps=0"], capsys)
-    assert code == 2 and stderr == "error: argument '--bench_steps=0': 'bench_steps' must be >= 1, got 0\n"
-
-
-def test_bench_out_of_memory_off_cuda_is_one_line(monkeypatch):
-    def out_of_memory(*args, **kwargs):
-        raise torch.OutOfMemoryError("CPU: failed to allocate")
-
-    monkeypatch.setattr(bench, "forward_backward", out_of_memory)
-    settings = bench.BenchSettings(**{**TINY, "batch_size": 8, "gradient_accumulation_steps": 2, "vocab_size": 65})
-    with pytest.raises(
-        RunFailure,
-        match=r"out of memory with micro-batch batch_size=8, block_size=32; try "
-        r"batch_size=4 with gradient_accumulation_steps=4",
-    ):
-        bench.run(settings)
 
 
 @pytest.mark.parametrize(

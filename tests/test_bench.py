@@ -1,0 +1,197 @@
+"""bench.py: the peak table, the batch-size search, the profile, JSON and comparisons (CPU)."""
+
+import json
+import os
+
+import pytest
+import torch
+
+import bench
+from conftest import TINY, as_args, cli, tiny_settings
+from fitgpt import accounting, measure
+from fitgpt.errors import RunFailure
+
+# names as torch.cuda.get_device_name reports them -> (table key, dense TFLOP/s by precision)
+DEVICES = [
+    ("NVIDIA H100 80GB HBM3", "h100", {"bf16": 989.4, "fp16": 989.4, "tf32": 494.7, "fp32": 66.9, "fp8": 1978.8}),
+    ("NVIDIA H100 PCIe", "h100-pcie", {"bf16": 756.0, "tf32": 378.0, "fp8": 1512.0}),
+    ("NVIDIA H100 NVL", "h100-nvl", {"bf16": 835.5, "fp8": 1671.0}),
+    ("NVIDIA H200", "h200", {"bf16": 989.4, "fp8": 1978.8}),
+    ("NVIDIA H200 NVL", "h200-nvl", {"bf16": 835.5}),
+    ("NVIDIA GH200 480GB", "gh200", {"bf16": 989.4}),
+    ("NVIDIA B200", "b200", {"bf16": 2250, "fp8": 4500, "tf32": 1100}),
+    ("NVIDIA A100-SXM4-80GB", "a100-80", {"bf16": 312, "tf32": 156, "fp32": 19.5}),
+    ("NVIDIA A100 80GB PCIe", "a100-80", {"bf16": 312}),
+    ("NVIDIA A100-SXM4-40GB", "a100-40", {"bf16": 312}),
+    ("NVIDIA A100-PCIE-40GB", "a100-40", {"bf16": 312, "fp8": None}),
+    ("NVIDIA L40S", "l40s", {"bf16": 362.05, "fp8": 733}),
+    ("NVIDIA L4", "l4", {"bf16": 121}),
+    ("NVIDIA RTX A6000", "a6000", {"bf16": 154.8, "fp8": None}),
+    ("NVIDIA GeForce RTX 3090", "rtx3090", {"bf16": 71, "fp8": None}),
+    ("NVIDIA GeForce RTX 4070", "rtx4070", {"bf16": 58.3, "fp8": 116.6}),
+    ("NVIDIA GeForce RTX 4080", "rtx4080", {"bf16": 97.5}),
+    ("NVIDIA GeForce RTX 4090", "rtx4090", {"bf16": 165.2, "tf32": 82.6, "fp8": 330.3}),
+    ("NVIDIA GeForce RTX 5090", "rtx5090", {"bf16": 209.5}),
+    ("AMD Instinct MI300X", "mi300x", {"bf16": 1307.4, "fp8": 2614.9, "tf32": 653.7}),
+    ("AMD Instinct MI325X", "mi325x", {"bf16": 1307.4}),
+    ("AMD Instinct MI250X/MI250", "mi250x", {"bf16": 191.5, "tf32": None, "fp8": None}),
+]
+
+
+@pytest.mark.parametrize("name, key, peaks", DEVICES, ids=[d[0] for d in DEVICES])
+def test_peak_table_by_name_and_precision(name, key, peaks):
+    assert accounting.gpu_for_device_name(name).key == key
+    for precision, tflops in peaks.items():
+        expected = tflops * 1e12 if tflops else None
+        assert accounting.peak_flops(name, precision) == (pytest.approx(expected) if expected else None)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["NVIDIA GeForce RTX 4070 Ti", "NVIDIA GeForce RTX 4090 D", "Apple M2 Max", "cpu", "mps", "NVIDIA Tesla T4", ""],
+)
+def test_unknown_devices_have_no_peak(name):
+    assert accounting.peak_flops(name) is None
+    assert accounting.peak_flops(name, override=1e14) == 1e14  # peak_flops= in the config
+
+
+def test_pcie_is_not_taken_for_sxm():
+    assert accounting.peak_flops("NVIDIA H100 PCIe") / accounting.peak_flops("NVIDIA H100 80GB HBM3") < 0.8
+
+
+def fake_device(limit_bytes, bytes_per_sequence, base):
+    """A trial whose peak grows by bytes_per_sequence; above limit_bytes it runs out of memory."""
+    tried = []
+
+    def trial(batch):
+        tried.append(batch)
+        peak = base + batch * bytes_per_sequence
+        if peak > limit_bytes:
+            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        return peak
+
+    return trial, tried
+
+
+@pytest.mark.parametrize("start", [1, 7, 40, 1000])
+def test_batch_finder_brackets_then_bisects_and_keeps_the_margin(start):
+    gib = 2**30
+    trial, tried = fake_device(80 * gib, 2 * gib, 10 * gib)  # OOM above 35 sequences
+    found, log = measure.find_batch_size(trial, start, capacity=80 * gib, margin=0.0)
+    assert found == 35 and len(tried) <= 12
+    assert all(peak is None for b, peak in log if b > 35)
+    trial, _ = fake_device(80 * gib, 2 * gib, 10 * gib)
+    found, _ = measure.find_batch_size(trial, start, capacity=80 * gib, margin=0.10)  # peak <= 72 GiB: 31
+    assert found == 31
+
+
+def test_batch_finder_when_nothing_fits():
+    trial, _ = fake_device(2**30, 2**30, 2**30)
+    assert measure.find_batch_size(trial, 8, capacity=2**31)[0] == 0
+
+
+def test_find_batch_size_needs_a_gpu(capsys):
+    code, _, stderr = cli(bench.main, [*as_args(tiny_settings()), "--find-batch-size"], capsys)
+    assert code == 2 and stderr.startswith("error: --find-batch-size needs a CUDA or ROCm GPU")
+
+
+def test_kernel_groups():
+    cases = {
+        "ampere_bf16_s16816gemm_bf16_128x256": "matmul",
+        "aten::addmm": "matmul",
+        "flash_fwd_kernel": "attention",
+        "aten::_scaled_dot_product_flash_attention_for_cpu": "attention",
+        "aten::native_layer_norm_backward": "norm",
+        "triton_poi_fused_gelu_0": "activation",
+        "aten::_log_softmax_backward_data": "loss",
+        "multi_tensor_apply_kernel": "optimizer",
+        "aten::_fused_adamw_": "optimizer",
+        "aten::copy_": "other",
+    }
+    assert {name: measure.kernel_group(name) for name in cases} == cases
+
+
+def test_json_profile_and_compare(capsys, tmp_path):
+    args = [
+        *as_args(tiny_settings()),
+        "--bench_steps=2",
+        "--bench_warmup=1",
+        "--json",
+        "--profile",
+        f"--profile_dir={tmp_path / 'prof'}",
+    ]
+    code, stdout, stderr = cli(bench.main, args, capsys)
+    assert code == 0, stderr
+    result = json.loads(stdout)  # stdout is only the JSON; the progress lines went to stderr
+    assert {
+        "device",
+        "dtype",
+        "params",
+        "flops_per_token",
+        "batch_size",
+        "ms_per_step",
+        "tokens_per_s",
+        "mfu",
+        "peak_rss_gib",
+        "profile",
+    } <= result.keys()
+    assert (
+        result["device"] == "cpu"
+        and result["mfu"] is None
+        and result["params"] == accounting.param_count(bench.GPTConfig.from_settings(tiny_settings(), vocab_size=50257))
+    )
+    assert (
+        os.path.getsize(result["profile"]["trace"]) > 1000 and "traceEvents" in open(result["profile"]["trace"]).read()
+    )
+    assert result["profile"]["groups"]["matmul"] > 0.05 and sum(result["profile"]["groups"].values()) == pytest.approx(
+        1
+    )
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({**result, "tokens_per_s": result["tokens_per_s"] / 2}))
+    code, stdout, _ = cli(bench.main, [*args[:-2], "--bench_steps=1", f"--compare={earlier}"], capsys)
+    assert code == 0 and 1.0 < json.loads(stdout)["compare"]["tokens_per_s"] < 4.0
+
+
+def test_matmul_ceiling_on_cpu():
+    tflops = measure.matmul_tflops("cpu", "fp32", 128, 128, 128, min_time=0.02)
+    assert 0 < tflops < 10  # two CPU cores: well under a TFLOP/s
+    rows = [{"shape": "a", "bf16": 0.2, "fp32": 0.05}, {"shape": "b", "bf16": 0.3, "fp32": 0.04}]
+    assert measure.ceiling(rows, "bf16") == pytest.approx(0.3e12) and measure.ceiling(rows, "tf32") is None
+    shapes = measure.model_matmuls(bench.GPTConfig(), 1024)
+    assert ("lm_head", 1024, 50304, 768) in shapes and ("mlp up", 1024, 3072, 768) in shapes
+
+
+def test_bench_reports_speed(char_dataset, capsys):
+    args = [f"--{k}={v}" for k, v in TINY.items()]
+    code, stdout, stderr = cli(
+        bench.main, [*args, f"--data_dir={char_dataset}", "--real_data", "--bench_steps=3"], capsys
+    )
+    assert code == 0, stderr
+    assert "2 micro-steps = 512 tokens per step" in stdout
+    assert "tokens/s, MFU n/a (set peak_flops=<the device's FLOP/s>)" in stdout
+    code, _, stderr = cli(bench.main, [*args, "--bench_steps=0"], capsys)
+    assert code == 2 and stderr == "error: argument '--bench_steps=0': 'bench_steps' must be >= 1, got 0\n"
+
+
+def test_bench_out_of_memory_off_cuda_is_one_line(monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CPU: failed to allocate")
+
+    monkeypatch.setattr(bench, "forward_backward", out_of_memory)
+    settings = bench.BenchSettings(**{**TINY, "batch_size": 8, "gradient_accumulation_steps": 2, "vocab_size": 65})
+    with pytest.raises(
+        RunFailure,
+        match=r"out of memory with micro-batch batch_size=8, block_size=32; try "
+        r"batch_size=4 with gradient_accumulation_steps=4",
+    ):
+        bench.run(settings)
+
+
+@pytest.mark.slow
+def test_matmul_mode_prints_both_mfus(capsys):
+    code, stdout, _ = cli(
+        bench.main,
+        [*as_args(tiny_settings()), "--bench_steps=1", "--bench_warmup=0", "--matmul", "--peak_flops=1e12"],
+        capsys,
+    )
+    assert code == 0 and "% of the fp32 datasheet peak" in stdout and "% of the measured ceiling" in stdout

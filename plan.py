@@ -67,17 +67,19 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
     unique = int(args.tokens) if args.tokens else unique
     config = GPTConfig.from_settings(settings, vocab_size=settings.vocab_size or dataset_vocab_size(meta))
     dtype = "bf16" if settings.dtype == "auto" else settings.dtype
+    s = settings
     plan = planner.plan_run(
         config,
         device,
-        settings.batch_size,
-        settings.gradient_accumulation_steps,
-        settings.max_iters,
+        s.batch_size,
+        s.gradient_accumulation_steps,
+        s.max_iters,
         dtype,
-        settings.compile,
+        s.compile,
         args.gpus,
         args.mfu,
         unique,
+        s.parallelism,
     )
     if args.json:
         print(json.dumps(plan.to_dict(), indent=1))
@@ -99,7 +101,8 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
     epochs = f"{plan.epochs:.2f} epochs of {unique / 1e9:.3g}B tokens" if unique else "epochs unknown (no dataset)"
     lines = [
         f"model: {config.n_layer} layers x {config.n_embd} wide, {config.n_head} heads: {plan.params:,} parameters",
-        f"GPU: {args.gpus} x {device.name} ({gib(plan.usable_memory_gib)} usable each)",
+        f"GPU: {args.gpus} x {device.name} ({gib(plan.usable_memory_gib)} usable each)"
+        + (", FSDP: the model state sharded over them" if plan.parallelism == "fsdp" else ""),
         f"memory at micro-batch {plan.batch_size} ({dtype}, compile={settings.compile}, {ckpt}): "
         f"peak {gib(plan.peak_memory_gib)}: {'fits' if plan.fits else 'DOES NOT FIT'}",
         f"  weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, AdamW {m['optimizer']:.2f}, bf16 copies "
@@ -145,6 +148,7 @@ def search(args: argparse.Namespace, device: planner.Device) -> dict:
     for c in candidates:
         mark = " <" if c is best else ""
         micro = f"{c.batch_size}x{c.gradient_accumulation_steps}" + ("+ckpt" if c.activation_checkpointing else "")
+        micro += "+fsdp" if c.parallelism == "fsdp" else ""
         print(
             f"{c.params / 1e6:7,.0f}M {f'{c.n_layer}L/{c.n_embd}/{c.n_head}h':>13} {micro:>13} "
             f"{c.peak_memory_gib:8.1f} {c.total_tokens / 1e9:7.1f}B {c.epochs:6.2f} {c.tokens_per_param:9.1f} "
@@ -197,6 +201,7 @@ def write_config(
         f"batch_size = {plan.batch_size}",
         f"gradient_accumulation_steps = {plan.gradient_accumulation_steps}  # {plan.tokens_per_step:,} tokens per step",
         f"activation_checkpointing = {plan.activation_checkpointing}",
+        f'parallelism = "{plan.parallelism}"  # under torchrun',
         f"learning_rate = {lr:.2g}  # GPT-3's for this size",
         f"min_lr = {lr / 10:.2g}",
         f"warmup_iters = {warmup}",

@@ -72,6 +72,8 @@ compile = True  # torch.compile the model
 seed = 1337
 peak_flops = 0.0  # the accelerator's peak FLOP/s for MFU; 0 looks the GPU up in fitgpt/accounting.py
 backend = "nccl"  # torch.distributed backend under torchrun
+parallelism = "ddp"  # under torchrun: 'ddp' (replicas) | 'fsdp' (FSDP2, sharded weights and optimizer)
+dist_timeout = 600.0  # seconds a collective waits for a rank before failing (a rank that died)
 # faults
 on_nonfinite = "stop"  # NaN/Inf loss or gradient: 'stop' (exit non-zero) | 'skip' the batch
 max_skipped_in_a_row = 10
@@ -132,9 +134,10 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     """Train as s says (explicit: the settings given on the command line, which win over a
     resumed checkpoint's); returns the final metrics."""
     s, checkpoint = resolve_resume(s, explicit or {})
-    dist = distributed.from_environment()
+    dist = distributed.from_environment(s.parallelism)
     micro_steps = distributed.micro_steps_per_rank(s.gradient_accumulation_steps, dist.world_size)
-    device, dtype, ctx = setup_device(distributed.join(dist, s.device, s.backend), s.dtype, s.seed + dist.rank)
+    device = distributed.join(dist, s.device, s.backend, s.dist_timeout)
+    device, dtype, ctx = setup_device(device, s.dtype, s.seed)  # the same initial weights on every rank
     if dist.master:
         prepare_out_dir(s.out_dir)
 
@@ -155,25 +158,26 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
         raise ConfigError(refusal)
     if dist.master:
         counts = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
-        print("\n".join([*epoch_report(data_dir, *counts, tokens_per_iter, s.max_iters), *summary]))
-        print(f"device {device}, {dtype}" + (f"\n{warning}" if warning else ""))
-    model.to(device)
+        report = [*epoch_report(data_dir, *counts, tokens_per_iter, s.max_iters), *summary, f"device {device}, {dtype}"]
+        print("\n".join(report + ([warning] if warning else [])))
+    step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx)  # FSDP shards it here
+    if dist.rank:  # each rank its own dropout masks (the weights were made alike above)
+        torch.manual_seed(s.seed + dist.rank)
     optimizer = make_optimizer(model, s.weight_decay, s.learning_rate, (s.beta1, s.beta2), device)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
-    progress = restore_training(checkpoint, optimizer, scaler, train_loader, dist.rank) if checkpoint else Progress()
+    progress = restore_training(checkpoint, model, optimizer, scaler, train_loader, dist) if checkpoint else Progress()
     checkpoint = None  # free its memory
     if dist.master and s.init_from == "resume":
         print(f"resuming from {s.out_dir}/ckpt.pt at iteration {progress.iter_num}")
     flops_per_token = accounting.flops_per_token(model.config)
-    step_model = distributed.wrap(torch.compile(model) if s.compile else model, dist, device)
     wandb_config = dataclasses.asdict(s) if s.wandb_log else None
     resume_iter = progress.iter_num if s.init_from == "resume" else None
     log = RunLog(s.out_dir, dist.master, resume_iter, wandb_config, s.wandb_project, s.wandb_run_name)
     checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist)
     guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
 
-    def evaluate(record: bool = False) -> dict:  # averaged over ranks: every rank takes the same decisions
-        losses = distributed.mean_over_ranks(estimate_loss(step_model, eval_loaders, s.eval_iters, ctx), dist, device)
+    def evaluate(record: bool = False) -> dict:  # over all ranks: every rank takes the same decisions
+        losses = estimate_loss(step_model, eval_loaders, s.eval_iters, ctx, dist, device)
         log.evaluation(progress.iter_num, progress.tokens_seen, losses, record)
         return losses
 
@@ -192,7 +196,8 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             poison = progress.iter_num == s.inject_nan_at_iter
             with out_of_memory_hint(s.batch_size, s.block_size, s.gradient_accumulation_steps, device):
                 loss_sum = forward_backward(step_model, train_loader.next_batch, micro_steps, ctx, scaler, dist, poison)
-            loss = loss_sum.item() / micro_steps  # the one sync per iteration
+            # the mean over every micro-step of every rank: the run's loss, and one decision for all ranks
+            loss = distributed.sum_over_ranks([loss_sum.item()], dist, device)[0] / s.gradient_accumulation_steps
             grad_norm = optimizer_step(model, optimizer, scaler, s.grad_clip, guard, progress.iter_num, loss)
             progress.iter_num += 1
             progress.tokens_seen += tokens_per_iter
@@ -207,9 +212,8 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             if improved:
                 progress.best_val_loss = losses["val"]
             if distributed.any_rank(stop.requested is not None, dist, device):  # all ranks stop together
-                checkpoints.save(
-                    model, optimizer, scaler, progress, train_loader, f"{stop.requested or 'signal'} received"
-                )
+                reason = f"{stop.requested or 'a signal to another rank'} received"
+                checkpoints.save(model, optimizer, scaler, progress, train_loader, reason)
                 log.stopped(progress.iter_num, s.out_dir)
                 break
             last = progress.iter_num == s.max_iters

@@ -320,6 +320,9 @@ def training_memory(
     grads = 4 * n / shards
     tokens = batch_size * config.block_size
     copies = 2 * matmul_weights(config) if ACTIVATION_BYTES[dtype] == 2 else 0
+    if shards > 1:  # FSDP gathers the bf16 (or fp32) weights of about two blocks at a time, and the root's
+        per_layer = (param_count(config) - config.padded_vocab_size * config.n_embd) / config.n_layer
+        copies = ACTIVATION_BYTES[dtype] * (2 * per_layer + config.padded_vocab_size * config.n_embd)
     layer = layer_saved(config, dtype) * (COMPILED["layers"] if compile else 1)
     ckpt = checkpointed_layers(config.n_layer, activation_checkpointing)
     # a checkpointed block keeps only its fp32 input; in backward one block at a time is recomputed

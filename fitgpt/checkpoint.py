@@ -159,37 +159,44 @@ def library_versions() -> dict:
 
 
 def training_checkpoint(
-    model: GPT,
-    optimizer: torch.optim.Optimizer,
+    model_state: dict,
+    optimizer_state: dict,
+    config: GPTConfig,
     scaler: torch.amp.GradScaler,
     progress: Progress,
     settings: dict,
-    loader_states: list,
+    loader_state: dict,
 ) -> dict:
-    """The checkpoint of a run in progress (model: the un-compiled, un-wrapped model)."""
+    """The checkpoint of a run in progress (full, unsharded states: distributed.full_state)."""
     return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": model_state,
+        "optimizer": optimizer_state,
         "scaler": scaler.state_dict(),
-        "model_args": model.config.to_dict(),
+        "model_args": config.to_dict(),
         **dataclasses.asdict(progress),
         "config": settings,
-        "loader": loader_states,
+        "loader": loader_state,
         "rng": capture_rng_state(),
         "versions": library_versions(),
     }
 
 
 def restore_training(
-    checkpoint: dict, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loader: TokenLoader, rank: int
+    checkpoint: dict,
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loader: TokenLoader,
+    dist: distributed.Distributed,
 ) -> Progress:
-    """Put the optimizer, scaler, this rank's data position and the RNGs back; returns the progress."""
-    optimizer.load_state_dict(checkpoint["optimizer"])
+    """Put the optimizer, scaler, the data position and the RNGs back, on any number of ranks
+    (the model's weights are back already: model_from_checkpoint); returns the progress."""
+    distributed.load_optimizer_state(model, optimizer, checkpoint["optimizer"], dist)
     if "scaler" in checkpoint:
         scaler.load_state_dict(checkpoint["scaler"])
     if "loader" in checkpoint:
-        states = checkpoint["loader"]
-        loader.load_state_dict(states[rank] if isinstance(states, list) else states)
+        state = checkpoint["loader"]
+        loader.load_state_dict(state[0] if isinstance(state, list) else state)  # a list: per rank, before 12/2026
     if "rng" in checkpoint:
         restore_rng_state(checkpoint["rng"])
     return Progress(**{f.name: checkpoint.get(f.name, f.default) for f in dataclasses.fields(Progress)})
@@ -225,8 +232,8 @@ def save_failure_message(out_dir: str, error: BaseException) -> str:
 
 
 class RunCheckpoints:
-    """A run's checkpoints in out_dir: save() gathers every rank's data position, refuses weights
-    holding NaN/Inf, writes on rank 0 and reports a failed write as one line (the previous
+    """A run's checkpoints in out_dir: save() gathers the full state (every rank joins), refuses
+    weights holding NaN/Inf, writes on rank 0 and reports a failed write as one line (the previous
     checkpoint is intact)."""
 
     def __init__(self, out_dir: str, keep_last: int, settings: dict, dist: distributed.Distributed):
@@ -242,15 +249,17 @@ class RunCheckpoints:
         loader: TokenLoader,
         reason: str,
     ) -> None:
-        loader_states = distributed.gather(loader.state_dict(), self.dist)  # every rank joins
+        model_state, optimizer_state = distributed.full_state(model, optimizer, self.dist)  # every rank joins
         if not self.dist.master:
             return
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
+        if not all(torch.isfinite(t).all() for t in model_state.values() if t.is_floating_point()):
             raise RunFailure(
                 f"iteration {progress.iter_num}: weights hold NaN/Inf; not writing a checkpoint "
                 f"(the last good one in {self.out_dir} is untouched)"
             )
-        checkpoint = training_checkpoint(model, optimizer, scaler, progress, self.settings, loader_states)
+        checkpoint = training_checkpoint(
+            model_state, optimizer_state, model.config, scaler, progress, self.settings, loader.state_dict()
+        )
         try:
             path = write_checkpoint(self.out_dir, checkpoint, self.keep_last)
         except (OSError, RuntimeError) as e:  # torch's writer raises RuntimeError on a full disk

@@ -4,11 +4,15 @@ Batches of (inputs, targets) from a dataset folder of token shards, used by trai
 Every shard is memory-mapped lazily: opening a dataset reads only headers, and a batch reads only
 its B*(T+1) tokens. Two orders:
   'random'     - each row is a window at a random offset of a random shard, shards weighted by
-                 size (nanoGPT). Each rank draws from its own seeded stream.
+                 size (nanoGPT), drawn from one seeded stream.
   'sequential' - a seeded permutation of the shards, each read front to back in contiguous
-                 windows (llm.c); rank r of W takes every W-th batch-sized chunk, so ranks never
-                 see the same tokens within an epoch.
-The loader's position is a small dict (state_dict / load_state_dict) stored in checkpoints.
+                 windows (llm.c).
+Either way the data is one stream of micro-batches, the same for any number of processes: rank r
+of W reads micro-batches r, r+W, r+2W, ... (skipping the others' draws, which costs only random
+numbers), so an optimizer step of gradient_accumulation_steps micro-batches (a multiple of W)
+trains on exactly the rows one process would, and ranks never share a micro-batch. The position
+(state_dict / load_state_dict, in checkpoints) is that of the stream at a step boundary, so a
+run can resume on another number of processes.
 """
 
 import os
@@ -80,25 +84,25 @@ class TokenLoader:
         return largest
 
     def reset(self) -> None:
-        self.rng = np.random.Generator(np.random.PCG64([self.seed, self.rank]))
-        self.epoch, self.shard_pos, self.row = 0, 0, 0  # sequential order's position
-        self.tokens_read = 0
+        self.rng = np.random.Generator(np.random.PCG64([self.seed, 0]))  # random order's stream
+        self.epoch, self.shard_pos, self.row = 0, 0, 0  # sequential order's position in the stream
+        self.position = 0  # micro-batches of the stream drawn so far (by this rank or skipped)
+        self.batches_read = 0  # micro-batches this rank has read
         self._order = self._epoch_order(0)
 
     def _epoch_order(self, epoch):
         usable = np.flatnonzero(self.rows_per_shard > 0)
         return np.random.Generator(np.random.PCG64([self.seed, epoch])).permutation(usable)
 
-    def _random_windows(self):
-        shard_ids = self.rng.choice(len(self.shards), size=self.batch_size, p=self.windows / self.windows.sum())
-        starts = (self.rng.random(self.batch_size) * self.windows[shard_ids]).astype(np.int64)
-        return [(int(i), int(s)) for i, s in zip(shard_ids, starts)]
-
-    def _sequential_windows(self):
-        """The next world_size*batch_size rows of the epoch's stream (row j of a shard starts at
-        token j*block_size); rank r takes the r-th batch_size of them."""
-        windows = []
-        for _ in range(self.world_size * self.batch_size):
+    def _draw(self) -> list[tuple[int, int]]:
+        """The (shard, start) windows of the stream's next micro-batch."""
+        self.position += 1
+        if self.data_order == "random":
+            shard_ids = self.rng.choice(len(self.shards), size=self.batch_size, p=self.windows / self.windows.sum())
+            starts = (self.rng.random(self.batch_size) * self.windows[shard_ids]).astype(np.int64)
+            return [(int(i), int(s)) for i, s in zip(shard_ids, starts)]
+        windows = []  # row j of a shard starts at token j * block_size
+        for _ in range(self.batch_size):
             shard = int(self._order[self.shard_pos])
             windows.append((shard, self.row * self.block_size))
             self.row += 1
@@ -107,13 +111,19 @@ class TokenLoader:
                 if self.shard_pos == len(self._order):
                     self.epoch, self.shard_pos = self.epoch + 1, 0
                     self._order = self._epoch_order(self.epoch)
-        return windows[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+        return windows
+
+    def _skip_to(self, position: int) -> None:
+        while self.position < position:
+            self._draw()
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, y) as int64 tensors of shape (batch_size, block_size) on the loader's device."""
-        windows = self._random_windows() if self.data_order == "random" else self._sequential_windows()
+        """(x, y) as int64 tensors of shape (batch_size, block_size) on the loader's device: this
+        rank's next micro-batch of the stream."""
+        self._skip_to(self.batches_read * self.world_size + self.rank)
+        windows = self._draw()
+        self.batches_read += 1
         rows = np.stack([self.shards[i][s : s + self.block_size + 1] for i, s in windows]).astype(np.int64)
-        self.tokens_read += rows.shape[0] * self.block_size
         batch = torch.from_numpy(rows)
         if self.pin:  # page-locked memory lets the copy to the GPU overlap with compute
             batch = batch.pin_memory()
@@ -121,31 +131,43 @@ class TokenLoader:
         return batch[:, :-1], batch[:, 1:]
 
     def epochs_done(self) -> float:
-        """Fraction of the split this rank's stream has covered, counted in tokens."""
-        return self.tokens_read * self.world_size / self.num_tokens
+        """Fraction of the split the stream has covered (all ranks together), counted in tokens."""
+        return self.batches_read * self.world_size * self.batch_size * self.block_size / self.num_tokens
 
     def state_dict(self) -> dict:
+        """The stream's position after the micro-batches all ranks have read: the same on every
+        rank at a step boundary, and valid for any number of ranks."""
+        self._skip_to(self.batches_read * self.world_size)
         return {
             "rng": self.rng.bit_generator.state,
             "epoch": self.epoch,
             "shard_pos": self.shard_pos,
             "row": self.row,
-            "tokens_read": self.tokens_read,
+            "position": self.position,
+            "batch_size": self.batch_size,
             "data_order": self.data_order,
             "seed": self.seed,
-            "rank": self.rank,
-            "world_size": self.world_size,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if (state["data_order"], state["seed"], state["world_size"]) != (self.data_order, self.seed, self.world_size):
+        saved = (state["data_order"], state["seed"], state.get("batch_size", self.batch_size))
+        if saved != (self.data_order, self.seed, self.batch_size):
             raise ConfigError(
-                f"the checkpoint's data position is for data_order={state['data_order']!r}, seed={state['seed']}, "
-                f"world_size={state['world_size']}; resume with the same settings"
+                f"the checkpoint's data position is for data_order={saved[0]!r}, seed={saved[1]}, batch_size="
+                f"{saved[2]}; resume with the same settings (gradient_accumulation_steps and the number of "
+                f"GPUs may change)"
+            )
+        if "position" not in state:  # written before positions were global: one process's
+            state = {**state, "position": state["tokens_read"] // (self.batch_size * self.block_size)}
+        if state["position"] % self.world_size:
+            raise ConfigError(
+                f"the checkpoint stopped after {state['position']} micro-batches, which "
+                f"{self.world_size} processes cannot share evenly; resume with a world size dividing it"
             )
         self.rng.bit_generator.state = state["rng"]
         self.epoch, self.shard_pos, self.row = state["epoch"], state["shard_pos"], state["row"]
-        self.tokens_read = state["tokens_read"]
+        self.position = state["position"]
+        self.batches_read = self.position // self.world_size
         self._order = self._epoch_order(self.epoch)
 
 

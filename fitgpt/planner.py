@@ -149,6 +149,7 @@ class RunPlan:
     hours: float
     predicted_loss: float
     memory: dict = field(default_factory=dict)
+    parallelism: str = "ddp"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,11 +166,14 @@ def plan_run(
     gpus: int = 1,
     mfu: float = DEFAULT_MFU,
     unique_tokens: int | None = None,
+    parallelism: str = "ddp",
 ) -> RunPlan:
-    """The figures of a run with these settings (config.activation_checkpointing included)."""
+    """The figures of a run with these settings (config.activation_checkpointing included) on
+    `gpus` GPUs with DDP, or with FSDP (per-GPU memory: the model state divided over the GPUs)."""
     ckpt = config.activation_checkpointing
     micro_steps = max(1, gradient_accumulation_steps // gpus)
-    memory = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps)
+    shards = gpus if parallelism == "fsdp" else 1
+    memory = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps, shards)
     tokens_per_step = batch_size * config.block_size * gradient_accumulation_steps
     total = tokens_per_step * max_iters
     params = accounting.param_count(config)
@@ -185,7 +189,8 @@ def plan_run(
         peak_memory_gib=round(memory.total / GIB, 2),
         usable_memory_gib=round(accounting.usable_memory(device.memory_gib) / GIB, 2),
         fits=memory.total <= accounting.usable_memory(device.memory_gib),
-        max_micro_batch=max_micro_batch(config, device, dtype, compile, ckpt, micro_steps),
+        max_micro_batch=max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards),
+        parallelism=parallelism,
         tokens_per_step=tokens_per_step,
         total_tokens=total,
         unique_tokens=unique_tokens,
@@ -245,12 +250,17 @@ def candidate(
     block_size: int = 1024,
 ) -> RunPlan | None:
     """The run plan of one shape: the largest power-of-two micro-batch that fits (checkpointing
-    every block only when none does), the tokens Chinchilla would give it (or, with a time
-    budget, as many as the time allows), None when it does not fit at all."""
+    every block only when none does; on several GPUs, sharding with FSDP only when even that does
+    not fit), the tokens Chinchilla would give it (or, with a time budget, as many as the time
+    allows), None when it does not fit at all."""
     config = shape_config(shape, arch, vocab_size, block_size)
-    for ckpt in (0, 1):
+    ways = [("ddp", 1, 0), ("ddp", 1, 1)] + ([("fsdp", gpus, 0), ("fsdp", gpus, 1)] if gpus > 1 else [])
+    for way in ways:
+        parallelism, shards, ckpt = way
         config = replace(config, activation_checkpointing=ckpt)
-        micro = max_micro_batch(config, device, activation_checkpointing=ckpt, gradient_accumulation_steps=2)
+        micro = max_micro_batch(
+            config, device, activation_checkpointing=ckpt, gradient_accumulation_steps=2, shards=shards
+        )
         if micro:
             break
     else:
@@ -262,7 +272,17 @@ def candidate(
     if hours:
         tokens = tokens_per_second(config, device, mfu, ckpt) * gpus * hours * 3600
     iters = max(1, int(tokens // tokens_per_step))
-    return plan_run(config, device, batch, accumulation, iters, gpus=gpus, mfu=mfu, unique_tokens=unique_tokens)
+    return plan_run(
+        config,
+        device,
+        batch,
+        accumulation,
+        iters,
+        gpus=gpus,
+        mfu=mfu,
+        unique_tokens=unique_tokens,
+        parallelism=parallelism,
+    )
 
 
 def recommend(candidates: list[RunPlan], unique_tokens: int, hours: float | None) -> tuple[RunPlan, str]:
@@ -291,6 +311,8 @@ def recommend(candidates: list[RunPlan], unique_tokens: int, hours: float | None
                 f"; repeating the data up to 4 times (little loss, Muennighoff et al. 2023) would allow "
                 f"{bigger.params / 1e6:,.0f}M parameters in {bigger.hours:.0f} h"
             )
+    if best.parallelism == "fsdp":
+        why += "; it fits only sharded over the GPUs with FSDP (parallelism='fsdp')"
     if best.activation_checkpointing:
         why += "; it fits only with activation checkpointing"
     return best, why
@@ -307,7 +329,8 @@ def startup_summary(
     params = accounting.param_count(config)
     micro_steps = gradient_accumulation_steps // world_size
     ckpt = config.activation_checkpointing
-    peak = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps).total
+    shards = world_size if settings.parallelism == "fsdp" else 1
+    peak = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps, shards).total
     tokens = batch_size * config.block_size * gradient_accumulation_steps * max_iters
     line = (
         f"plan: {params:,} parameters, {accounting.flops_per_token(config) / 1e6:,.1f} MFLOPs per token; "
@@ -321,14 +344,16 @@ def startup_summary(
     if free_bytes is None or peak <= 1.1 * free_bytes:  # within the model's error: let the run find out
         return [line], None
     device = Device("this GPU", free_bytes / GIB + accounting.CONTEXT_RESERVE / GIB, 0.0)
-    fit = max_micro_batch(config, device, dtype, compile, ckpt, micro_steps)
+    fit = max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards)
     if fit:
         micro = 2 ** int(math.log2(fit))
         accumulation = gradient_accumulation_steps * batch_size // micro
         fix = f"use batch_size={micro} with gradient_accumulation_steps={accumulation} (the same tokens per step)" + (
             "" if ckpt else ", or activation_checkpointing=1"
         )
-    elif not ckpt and max_micro_batch(replace(config, activation_checkpointing=1), device, dtype, compile, 1):
+    elif not ckpt and max_micro_batch(
+        replace(config, activation_checkpointing=1), device, dtype, compile, 1, micro_steps, shards
+    ):
         fix = "set activation_checkpointing=1 with a smaller batch_size"
     else:
         fix = "the model does not fit this GPU even at batch_size=1: choose a smaller one (python plan.py)"

@@ -97,6 +97,10 @@ class TrainSettings:
     seed: int = setting(1337, "random seed (each rank adds its rank)")
     peak_flops: float = setting(0.0, "accelerator peak FLOP/s for MFU; 0 looks the GPU up", min=0.0)
     backend: str = setting("nccl", "torch.distributed backend under torchrun on GPUs", choices=("nccl", "gloo"))
+    parallelism: str = setting(
+        "ddp", "under torchrun: ddp (replicas) or fsdp (FSDP2: weights and optimizer sharded)", choices=("ddp", "fsdp")
+    )
+    dist_timeout: float = setting(600.0, "seconds a collective waits for the other ranks before failing", above=0.0)
     # faults
     on_nonfinite: str = setting(
         "stop", "NaN/Inf loss or gradient: exit non-zero, or skip the batch", choices=("stop", "skip")

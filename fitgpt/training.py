@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 import torch
 
-from fitgpt.distributed import Distributed
+from fitgpt.distributed import Distributed, local_norm, sum_over_ranks
 from fitgpt.errors import RunFailure
 from fitgpt.runtime import peak_memory_gib
 
@@ -58,8 +58,12 @@ def forward_backward(
     loss_sum = None
     for micro_step in range(micro_steps):
         x, y = next_batch()
-        if dist is not None and dist.enabled:  # DDP: all-reduce gradients only on the last micro-step
-            model.require_backward_grad_sync = micro_step == micro_steps - 1
+        if dist is not None and dist.enabled:  # reduce gradients over the ranks on the last micro-step only
+            last = micro_step == micro_steps - 1
+            if dist.sharded:
+                model.set_requires_gradient_sync(last)
+            else:
+                model.require_backward_grad_sync = last
         with ctx:
             loss = model(x, y)[1]  # not the logits: held through backward they cost 2 bytes x vocab per token
         if poison:
@@ -71,23 +75,25 @@ def forward_backward(
 
 
 @torch.no_grad()
-def estimate_loss(model: torch.nn.Module, loaders: dict, eval_iters: int, ctx: AbstractContextManager) -> dict:
-    """Mean loss over eval_iters batches of each loader; loaders restart from their seed, so
-    every evaluation sees the same batches."""
+def estimate_loss(
+    model: torch.nn.Module, loaders: dict, eval_iters: int, ctx: AbstractContextManager, dist: Distributed, device: str
+) -> dict:
+    """Mean loss over the first eval_iters batches of each loader's stream, shared out over the
+    ranks (rank r evaluates batches r, r+W, ...) and summed, so it is the same on any number of
+    ranks; loaders restart from their seed, so every evaluation sees the same batches."""
     was_training = model.training
     model.eval()
-    out = {}
-    for split, loader in loaders.items():
+    sums = []
+    for loader in loaders.values():
         loader.reset()
-        losses = torch.zeros(eval_iters)
-        for k in range(eval_iters):
+        total = 0.0
+        for _ in range(len(range(dist.rank, eval_iters, dist.world_size))):
             x, y = loader.next_batch()
             with ctx:
-                _, loss = model(x, y)
-            losses[k] = loss.item()
-        out[split] = losses.mean().item()
+                total += model(x, y)[1].item()
+        sums.append(total)
     model.train(was_training)
-    return out
+    return {split: total / eval_iters for split, total in zip(loaders, sum_over_ranks(sums, dist, device))}
 
 
 def optimizer_step(
@@ -102,7 +108,7 @@ def optimizer_step(
     """Unscale and clip the accumulated gradients, step unless the guard refuses (a non-finite loss
     or gradient), and clear them; returns the gradient norm before clipping."""
     scaler.unscale_(optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf).item()
+    grad_norm = local_norm(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf)).item()
     if guard.allows_step(iter_num, loss, grad_norm, scaler.is_enabled()):
         scaler.step(optimizer)
     scaler.update()

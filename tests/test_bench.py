@@ -149,7 +149,10 @@ def test_json_profile_and_compare(capsys, tmp_path):
     earlier = tmp_path / "earlier.json"
     earlier.write_text(json.dumps({**result, "tokens_per_s": result["tokens_per_s"] / 2}))
     code, stdout, _ = cli(bench.main, [*args[:-2], "--bench_steps=1", f"--compare={earlier}"], capsys)
-    assert code == 0 and 1.0 < json.loads(stdout)["compare"]["tokens_per_s"] < 4.0
+    second = json.loads(stdout)
+    assert code == 0 and second["compare"]["tokens_per_s"] == pytest.approx(
+        second["tokens_per_s"] * 2 / result["tokens_per_s"]
+    )
 
 
 def test_matmul_ceiling_on_cpu():

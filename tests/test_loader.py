@@ -4,8 +4,9 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
-from fitgpt.errors import DataError
+from fitgpt.errors import ConfigError, DataError
 from fitgpt.loader import TokenLoader
 from fitgpt.shards import HEADER_BYTES, MAGIC, write_shard
 
@@ -61,16 +62,38 @@ def test_sequential_epoch_covers_every_window_once(dataset):
     assert len(set(starts[:rows_per_epoch])) == rows_per_epoch  # no window twice in one epoch
 
 
-def test_ranks_get_disjoint_data(dataset):
-    seen = []
-    for rank in range(2):
-        loader = TokenLoader(dataset, "train", 4, 10, "sequential", seed=5, rank=rank, world_size=2)
-        seen.append({(int(a), int(b)) for x, _ in batches(loader, 20) for a, b in zip(x[:, 0], x[:, 1])})
-    assert len(seen[0]) == 80 and len(seen[1]) == 80 and not seen[0] & seen[1]
-    random_streams = [
-        batches(TokenLoader(dataset, "train", 4, 10, "random", seed=5, rank=r, world_size=2), 3) for r in range(2)
+@pytest.mark.parametrize("order", ["random", "sequential"])
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_share_out_the_one_process_stream(dataset, order, world):
+    """Rank r of W reads micro-batches r, r+W, ... of the stream one process reads: together, in
+    each step, the same rows; no two ranks the same micro-batch."""
+    single = batches(TokenLoader(dataset, "train", 4, 10, order, seed=5), 6 * world)
+    ranks = [
+        batches(TokenLoader(dataset, "train", 4, 10, order, seed=5, rank=r, world_size=world), 6) for r in range(world)
     ]
-    assert any((a[0] != b[0]).any() for a, b in zip(*random_streams))
+    for k, (x, y) in enumerate(single):
+        rx, ry = ranks[k % world][k // world]
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+    assert len({tuple(x[:, 0].tolist()) for x, _ in single}) == 6 * world  # distinct micro-batches
+
+
+@pytest.mark.parametrize("order", ["random", "sequential"])
+def test_a_position_saved_by_two_ranks_resumes_on_one_or_four(dataset, order):
+    two = [TokenLoader(dataset, "train", 4, 10, order, seed=5, rank=r, world_size=2) for r in range(2)]
+    for loader in two:
+        batches(loader, 6)  # 3 steps of 4 micro-batches, 2 per rank
+    states = [loader.state_dict() for loader in two]
+    assert states[0] == states[1] and states[0]["position"] == 12
+    expected = batches(TokenLoader(dataset, "train", 4, 10, order, seed=5), 20)[12:]
+    one = TokenLoader(dataset, "train", 4, 10, order, seed=5)
+    one.load_state_dict(states[0])
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(expected, batches(one, 8)))
+    four = TokenLoader(dataset, "train", 4, 10, order, seed=5, rank=1, world_size=4)
+    four.load_state_dict(states[0])
+    assert torch.equal(batches(four, 1)[0][0], expected[1][0])
+    three = TokenLoader(dataset, "train", 4, 10, order, seed=5, world_size=5)
+    with pytest.raises(ConfigError, match="stopped after 12 micro-batches, which 5 processes cannot share"):
+        three.load_state_dict(states[0])
 
 
 def test_random_order_weights_shards_by_size(dataset):

@@ -153,3 +153,11 @@ def test_startup_refuses_a_run_that_cannot_fit(char_dataset, tmp_path, monkeypat
         "not fit this GPU even at batch_size=1",
     ):
         train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "run")))
+
+
+def test_a_13b_model_needs_fsdp_on_eight_h100s(capsys):
+    out = json.loads(run_plan(capsys, "--gpu", "h100", "--gpus", "8", "--tokens", "300e9", "--json"))
+    biggest = max(out["candidates"], key=lambda c: c["params"])
+    assert biggest["params"] > 12e9 and biggest["parallelism"] == "fsdp" and biggest["fits"]
+    small = min(out["candidates"], key=lambda c: c["params"])
+    assert small["parallelism"] == "ddp"

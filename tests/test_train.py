@@ -169,17 +169,3 @@ def test_micro_steps_divide_among_ranks():
         ConfigError, match=r"gradient_accumulation_steps \(3\) must be divisible by the world size \(2\)"
     ):
         distributed.micro_steps_per_rank(3, 2)
-
-
-@pytest.mark.slow
-def test_two_rank_ddp_on_cpu_trains_and_resumes(char_dataset, tmp_path):
-    out = str(tmp_path / "run")
-    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
-    args = as_args(tiny_settings(data_dir=char_dataset, out_dir=out, data_order="sequential", eval_interval=4))
-    run_script(*torchrun, *args, "--max_iters=4")
-    checkpoint = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)
-    assert [state["rank"] for state in checkpoint["loader"]] == [0, 1]
-    result = run_script(*torchrun, *args, "--max_iters=8", "--init_from=resume")
-    assert "resuming from" in result.stdout and "saved" in result.stdout
-    assert torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)["iter_num"] == 8
-    assert [r["iter"] for r in read_metrics(out) if "loss" in r] == [4, 5, 8]

@@ -6,11 +6,17 @@ Then, in any transformers program:
 GPT-2-style models become GPT2LMHeadModel, Llama-style ones (rope, rmsnorm, swiglu) LlamaForCausalLM.
 The dataset's meta.json (and SentencePiece model) is copied beside the weights so the folder says
 which tokenizer the model reads.
+
+Or as llama2.c's model.bin and tokenizer.bin, for its C program run.c (a Llama-style model without
+biases or qk_norm, trained on a SentencePiece vocabulary):
+    python export.py --out_dir=out-tinystories --llama2c=out-tinystories/model.bin
+    ./run out-tinystories/model.bin -z out-tinystories/tokenizer.bin
 """
 
 # -----------------------------------------------------------------------------
 out_dir = "out"  # folder holding ckpt.pt
 hf_dir = ""  # where to write the Hugging Face folder; empty means out_dir/hf
+llama2c = ""  # write llama2.c's model.bin here (v0, what run.c reads) and tokenizer.bin beside it, not a HF folder
 # -----------------------------------------------------------------------------
 from fitgpt.errors import exit_at_once_on_signals, exit_on_error
 
@@ -24,18 +30,24 @@ import configurator
 from fitgpt import accounting
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
 from fitgpt.hf import export_hf
+from fitgpt.llama2c import export_llama2c
 from fitgpt.settings import ExportSettings
 from fitgpt.shards import dataset_meta
 from fitgpt.tokenization import GPT2_EOT, tokenizer_kind
 
 
 def run(s: ExportSettings) -> str:
-    """Write the Hugging Face folder; returns its path."""
+    """Write the Hugging Face folder, or llama2.c's model.bin; returns its path."""
     path = os.path.join(s.out_dir, "ckpt.pt")
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, path)
     # the tokenizer is the training dataset's (GPT-2 BPE when it has no meta.json), as in sample.py
     data_dir, meta = dataset_meta(checkpoint.get("config", {}))
+    if s.llama2c:
+        header, tokenizer_bin = export_llama2c(model, meta, data_dir, s.llama2c)
+        print(f"wrote {s.llama2c} (llama2.c v0, {header.describe()}, {os.path.getsize(s.llama2c):,} bytes)")
+        print(f"wrote {tokenizer_bin} ({header.vocab_size} pieces); run: ./run {s.llama2c} -z {tokenizer_bin}")
+        return s.llama2c
     kind = tokenizer_kind(meta)
     eos = GPT2_EOT if kind == "gpt2" and model.config.vocab_size > GPT2_EOT else None
     target = s.hf_dir or os.path.join(s.out_dir, "hf")

@@ -3,11 +3,16 @@ Sample text from a trained checkpoint:
     python sample.py --out_dir=out-shakespeare-char
     python sample.py --out_dir=out --start="Once upon a time" --num_samples=3 --max_new_tokens=200
     python sample.py --start=FILE:prompt.txt --temperature=0.8 --top_k=200 --top_p=0.95
+    python sample.py --init_from=stories15M.bin --tokenizer=tokenizer.model --start="Once upon a time"
     python sample.py --help
+With a SentencePiece vocabulary the prompt starts with BOS, as every training document does (and as
+llama2.c's run.c prompts do): --temperature=0 then gives run.c's -t 0 continuation token for token.
 """
 
 # -----------------------------------------------------------------------------
 out_dir = "out"  # folder holding ckpt.pt
+init_from = ""  # a llama2.c .bin file (v0 or v1, e.g. stories15M.bin) to sample instead of ckpt.pt
+tokenizer = ""  # with init_from: a SentencePiece .model file (llama2.c's tokenizer.model) or a dataset folder
 start = "\n"  # prompt text, or FILE:path to read it from a file
 num_samples = 3
 max_new_tokens = 500
@@ -34,10 +39,12 @@ import torch
 import configurator
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
 from fitgpt.errors import ConfigError
+from fitgpt.llama2c import load_llama2c
 from fitgpt.runtime import setup_device
 from fitgpt.settings import SampleSettings
 from fitgpt.shards import dataset_meta
-from fitgpt.tokenization import get_tokenizer
+from fitgpt.tokenization import Tokenizer, get_tokenizer, tokenizer_at
+from model import GPT
 
 
 def read_prompt(start: str) -> str:
@@ -50,16 +57,36 @@ def read_prompt(start: str) -> str:
     return start
 
 
+def load_model(s: SampleSettings) -> tuple[GPT, Tokenizer]:
+    """The model to sample (out_dir's checkpoint, or the llama2.c file init_from) and its tokenizer."""
+    if not s.init_from:
+        path = os.path.join(s.out_dir, "ckpt.pt")
+        checkpoint = load_checkpoint(path, map_location="cpu")
+        data_dir, meta = dataset_meta(checkpoint.get("config", {}))
+        # the training data's tokenizer; GPT-2 without a meta.json
+        return model_from_checkpoint(checkpoint, path), get_tokenizer(meta, data_dir)
+    if not s.tokenizer:
+        raise ConfigError(
+            f"init_from={s.init_from} holds no tokenizer; pass --tokenizer=PATH, a SentencePiece .model file "
+            f"(llama2.c's tokenizer.model for its stories*.bin) or a dataset folder holding meta.json"
+        )
+    model, tokenizer = load_llama2c(s.init_from), tokenizer_at(s.tokenizer)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ConfigError(
+            f"tokenizer={s.tokenizer} has {tokenizer.vocab_size} tokens but {s.init_from} has "
+            f"vocab_size={model.config.vocab_size}; pass the tokenizer the model was trained with"
+        )
+    return model, tokenizer
+
+
 def run(s: SampleSettings) -> list[str]:
     """Print and return s.num_samples continuations of the prompt."""
     device_name, _, ctx = setup_device(s.device, s.dtype, seed=s.seed)
-    path = os.path.join(s.out_dir, "ckpt.pt")
-    checkpoint = load_checkpoint(path, map_location="cpu")
-    model = model_from_checkpoint(checkpoint, path)
+    model, tokenizer = load_model(s)
     model.eval().to(device_name)
-    data_dir, meta = dataset_meta(checkpoint.get("config", {}))
-    tokenizer = get_tokenizer(meta, data_dir)  # the training data's tokenizer; GPT-2 without a meta.json
     prompt = tokenizer.encode(read_prompt(s.start))
+    if tokenizer.bos_id is not None:  # training documents start with BOS, so prompts do
+        prompt = [tokenizer.bos_id, *prompt]
     if not prompt:
         raise ConfigError("the prompt is empty; pass --start=TEXT")
     idx = torch.tensor([prompt], dtype=torch.long, device=device_name)

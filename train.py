@@ -7,6 +7,8 @@ Several GPUs (DDP), one node or many:
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
 Resume after a crash or preemption (settings come back from the checkpoint):
     python train.py --init_from=resume --out_dir=out-shakespeare-char
+Evaluate or fine-tune llama2.c's checkpoints (its shape comes from the file):
+    python train.py config/tinystories_15m.py --init_from=stories15M.bin --eval_only=True
 In-process (tests, notebooks): train.run(TrainSettings(...)) returns the final metrics.
 
 Every setting below can be overridden by a config file or --key=value (configurator.py); their
@@ -23,7 +25,7 @@ eval_only = False  # evaluate once and exit
 ckpt_interval = 0  # write out_dir/ckpt.pt every this many iterations; 0 means eval_interval
 keep_last = 0  # also keep this many older checkpoints as ckpt_<iter>.pt
 always_save_checkpoint = True  # False: a periodic save happens only when val loss improved
-init_from = "scratch"  # 'scratch' | 'resume' | 'gpt2' ... 'gpt2-xl' | a local Hugging Face model folder
+init_from = "scratch"  # 'scratch' | 'resume' | 'gpt2' ... 'gpt2-xl' | a local Hugging Face folder | a llama2.c .bin
 wandb_log = False
 wandb_project = "fitgpt"
 wandb_run_name = "run"
@@ -85,6 +87,7 @@ if __name__ == "__main__":
     exit_at_once_on_signals()  # Ctrl-C or SIGTERM during the slow imports below: one line, no traceback
 
 import dataclasses
+import os
 
 import torch
 
@@ -120,11 +123,16 @@ from model import GPT
 
 
 def build_model(s: TrainSettings, meta: dict | None, checkpoint: dict | None) -> GPT:
-    """The model to train: the checkpoint's on resume, a Hugging Face model's, or a new one."""
+    """The model to train: the checkpoint's on resume, a llama2.c file's, a Hugging Face model's,
+    or a new one."""
     if checkpoint is not None:
         return model_from_checkpoint(checkpoint)
     if s.init_from == "scratch":
         return GPT(GPTConfig.from_settings(s, vocab_size=s.vocab_size or dataset_vocab_size(meta)))
+    if os.path.isfile(s.init_from):  # a llama2.c .bin (Hugging Face models are folders or Hub names)
+        from fitgpt.llama2c import load_llama2c
+
+        return load_llama2c(s.init_from, block_size=s.block_size, dropout=s.dropout)
     from fitgpt.hf import load_hf  # 'gpt2' ... 'gpt2-xl' or a local folder; needs transformers
 
     return load_hf(s.init_from, block_size=s.block_size, dropout=s.dropout)[0]

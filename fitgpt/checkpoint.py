@@ -29,7 +29,7 @@ import torch
 
 from fitgpt import distributed
 from fitgpt.architecture import GPTConfig
-from fitgpt.errors import CheckpointError, ConfigError, RunFailure
+from fitgpt.errors import CheckpointError, ConfigError, RunFailure, first_line
 from fitgpt.fsutil import atomic_write
 from fitgpt.loader import TokenLoader
 from fitgpt.settings import TrainSettings
@@ -95,10 +95,9 @@ def load_checkpoint(path: str, map_location: str = "cpu") -> dict:
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path}: refused, it holds pickled objects beyond tensors and plain "
-            f"containers ({first_line}); only load checkpoints you trust"
+            f"containers ({first_line(e)}); only load checkpoints you trust"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise CheckpointError(

@@ -6,10 +6,12 @@ The workers also parse local files, so that the main process, which only reads a
 leaves them the CPU: the throughput is close to the tokenizer's on all cores
 (benchmarks/prepare_bench.py).
 
-The token stream is every document, in order, as [delimiter] + its tokens (delimiter: GPT-2's
-end-of-text 50256, or a SentencePiece model's BOS as in llama2.c). The writer cuts that stream
-into fixed-size shards (shards.py format), val first, so shard k depends only on the documents
-and the sizes. Memory stays bounded whatever the corpus: documents are streamed, a few batches
+The vocabulary (dataset_vocabulary) is GPT-2's BPE, an existing SentencePiece model (e.g. Llama
+2's tokenizer.model) or one trained on the data; the SentencePiece model file is kept beside the
+shards. The token stream is every document, in order, as [delimiter] + its tokens (delimiter:
+GPT-2's end-of-text 50256, or a SentencePiece model's BOS as in llama2.c). The writer cuts that
+stream into fixed-size shards (shards.py format), val first, so shard k depends only on the
+documents and the sizes. Memory stays bounded whatever the corpus: documents are streamed, a few batches
 are in flight, and one shard-sized uint16 buffer is filled and written.
 
 Resuming: shards are only ever visible complete (shards.write_shard renames a finished temp
@@ -36,8 +38,9 @@ from tqdm import tqdm
 
 from fitgpt.downloads import tiktoken_encoding
 from fitgpt.errors import DataError, RunFailure
+from fitgpt.fsutil import atomic_write
 from fitgpt.shards import open_tokens, read_header, read_meta, shard_name, write_meta, write_shard
-from fitgpt.tokenization import GPT2_EOT
+from fitgpt.tokenization import GPT2_META, sentencepiece_meta, train_sentencepiece
 
 BATCH_BYTES = 1 << 20  # text per worker task: ~0.1 s of tokenizing, so IPC costs little
 
@@ -106,16 +109,70 @@ def val_tokens_for(files: list[str], wanted: int, field: str = "text") -> int:
 
 
 def require_train_tokens(out_dir: str, name: str, tokens: int, val_tokens: float, fix: str) -> None:
-    """Refuse a GPT-2-token dataset whose every token went to the val split: nothing to train on."""
+    """Refuse a dataset whose every token went to the val split: nothing to train on."""
     if tokens > val_tokens:
         return
     stream = [open_tokens(p) for p in glob.glob(os.path.join(out_dir, f"{name}_*.bin"))]
-    if not stream or np.all(np.concatenate(stream) == GPT2_EOT):  # the delimiters of empty documents only
+    delimiter = read_meta(out_dir)["eot_id"]
+    if not stream or np.all(np.concatenate(stream) == delimiter):  # the delimiters of empty documents only
         raise DataError(f"{out_dir}: the input held no text (no documents, or only empty ones); nothing to train on")
     raise DataError(
         f"{out_dir}: all {tokens:,} tokens went to the val split and none to train; {fix}, "
         f"e.g. {max(1, tokens // 10):,}"
     )
+
+
+def add_vocabulary_arguments(parser: argparse.ArgumentParser, trained_on: str) -> None:
+    """--tokenizer-model and --vocab-size: a SentencePiece vocabulary instead of GPT-2's BPE."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--tokenizer-model",
+        metavar="PATH",
+        help="tokenize with this SentencePiece model as it is (e.g. Llama 2's tokenizer.model); copied to the dataset",
+    )
+    group.add_argument(
+        "--vocab-size", type=int, help=f"train a SentencePiece vocabulary of this many pieces on {trained_on}"
+    )
+
+
+def dataset_vocabulary(
+    out_dir: str,
+    tokenizer_model: str | None = None,
+    vocab_size: int | None = None,
+    training_texts: Callable[[], Iterable[str]] | None = None,
+    max_chars: float | None = None,
+) -> tuple[str | None, dict]:
+    """(SentencePiece model file or None, meta.json) of a dataset in out_dir: GPT-2's BPE by
+    default; the SentencePiece model tokenizer_model, copied into out_dir (train.py, sample.py
+    and export.py find it there by meta.json); or one of vocab_size pieces trained on the texts
+    of training_texts() (up to max_chars characters of them)."""
+    if tokenizer_model is None and vocab_size is None:
+        return None, GPT2_META
+    if tokenizer_model is not None:
+        sentencepiece_meta(tokenizer_model)  # refuses an unusable model before anything is written
+        model_file = copy_tokenizer_model(tokenizer_model, out_dir)
+    else:
+        model_file = train_sentencepiece(training_texts(), vocab_size, out_dir, max_chars)
+    return model_file, sentencepiece_meta(model_file)
+
+
+def copy_tokenizer_model(path: str, out_dir: str) -> str:
+    """out_dir/<the file's name>, a copy of the SentencePiece model in path (written atomically).
+    A different model of that name already there is refused: its shards may have come from it."""
+    os.makedirs(out_dir, exist_ok=True)
+    target = os.path.join(out_dir, os.path.basename(path))
+    with open(path, "rb") as f:
+        model = f.read()
+    if os.path.exists(target):
+        with open(target, "rb") as f:
+            if f.read() == model:
+                return target
+        raise DataError(
+            f"{target}: a different SentencePiece model of that name is already there (its shards may come from it); "
+            f"delete the folder's shards and that file, or choose another output folder"
+        )
+    atomic_write(target, lambda f: f.write(model))
+    return target
 
 
 def dataset_texts(ds, field: str, source: str) -> Iterator[str]:

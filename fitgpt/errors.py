@@ -59,6 +59,12 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for a one-line report."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def exit_at_once_on_signals() -> None:
     """Until exit_on_error takes over: Ctrl-C or SIGTERM end the script with one line at once."""
 

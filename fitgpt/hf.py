@@ -21,7 +21,7 @@ import torch
 
 from fitgpt.architecture import GPTConfig
 from fitgpt.downloads import hub_host, hub_offline, unreachable
-from fitgpt.errors import ConfigError
+from fitgpt.errors import ConfigError, first_line
 from model import GPT
 
 # GPT-2 modules that are Conv1D in transformers: their weights are stored as (in, out)
@@ -225,7 +225,7 @@ def load_hf(name_or_path: str, block_size: int | None = None, dropout: float = 0
         hf_config = transformers.AutoConfig.from_pretrained(name_or_path, local_files_only=offline)
     except (OSError, ValueError) as e:
         if local:
-            raise ConfigError(f"{name_or_path}: not a Hugging Face model folder ({str(e).splitlines()[0]})") from None
+            raise ConfigError(f"{name_or_path}: not a Hugging Face model folder ({first_line(e)})") from None
         raise ConfigError(
             f"Hugging Face model '{name_or_path}' is not a local folder and is not in the Hugging Face "
             f"cache{f' ({why_offline})' if why_offline else ''}; download it first with network access "
@@ -238,7 +238,7 @@ def load_hf(name_or_path: str, block_size: int | None = None, dropout: float = 0
             name_or_path, config=hf_config, dtype=torch.float32, local_files_only=offline
         )
     except OSError as e:
-        raise ConfigError(f"{name_or_path}: cannot read its weights ({str(e).splitlines()[0]})") from None
+        raise ConfigError(f"{name_or_path}: cannot read its weights ({first_line(e)})") from None
     theirs = hf_model.state_dict()
     model = GPT(config)
     if hf_config.model_type == "gpt2":

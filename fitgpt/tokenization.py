@@ -2,12 +2,19 @@
 Tokenizers, chosen in one place from a dataset's meta.json: 'char' (a character table), 'gpt2'
 (tiktoken), 'sentencepiece' (a model file beside the shards). A dataset without meta.json (e.g.
 llm.c's published shards) is GPT-2 tokens. Each tokenizer has encode(str) -> list[int],
-decode(list[int]) -> str, vocab_size and eot_id (None when there is no end-of-text token).
+decode(list[int]) -> str, vocab_size, eot_id (None when there is no end-of-text token) and bos_id
+(the token every document starts with, which a prompt starts with too; None for 'char' and 'gpt2').
+
+SentencePiece vocabularies are llama2.c's: an existing model (Llama 2's tokenizer.model) or one
+trained on the data (train_sentencepiece: BPE with byte fallback, unk/bos/eos = 0/1/2), and each
+document starts with BOS, which is therefore meta.json's eot_id.
 """
 
+import math
 import os
+from collections.abc import Iterable
 
-from fitgpt.errors import ConfigError
+from fitgpt.errors import ConfigError, DataError, first_line
 
 GPT2_VOCAB_SIZE = 50257  # GPT-2's BPE tokens; the model pads its embedding to 50304
 GPT2_EOT = 50256  # <|endoftext|>
@@ -37,6 +44,8 @@ def tokenizer_kind(meta: dict | None) -> str:
 
 
 class CharTokenizer:
+    bos_id = None  # a character model's prompt is its characters
+
     def __init__(self, chars: list[str]):
         self.chars = list(chars)
         self.stoi = {c: i for i, c in enumerate(self.chars)}
@@ -54,6 +63,8 @@ class CharTokenizer:
 
 
 class TiktokenTokenizer:
+    bos_id = None  # a GPT-2 prompt starts with its text, as nanoGPT's do
+
     def __init__(self, name: str = "gpt2"):
         from fitgpt.downloads import tiktoken_encoding  # BPE files: TIKTOKEN_CACHE_DIR or downloaded once
 
@@ -68,13 +79,24 @@ class TiktokenTokenizer:
         return self.enc.decode(list(ids))
 
 
+def load_sentencepiece(model_path: str):  # -> sentencepiece.SentencePieceProcessor
+    """The SentencePiece model in model_path, or a one-line error naming the file."""
+    import sentencepiece
+
+    if not os.path.isfile(model_path):
+        raise ConfigError(f"{model_path}: no such SentencePiece model file")
+    try:
+        return sentencepiece.SentencePieceProcessor(model_file=model_path)
+    except (RuntimeError, OSError) as e:
+        raise ConfigError(f"{model_path}: not a SentencePiece model ({first_line(e)})") from None
+
+
 class SentencePieceTokenizer:
     def __init__(self, model_path: str, eot_id: int | None = None):
-        import sentencepiece
-
-        self.sp = sentencepiece.SentencePieceProcessor(model_file=model_path)
+        self.sp = load_sentencepiece(model_path)
         self.vocab_size = self.sp.get_piece_size()
         self.eot_id = eot_id  # the token between documents (llama2.c: BOS), as meta.json records it
+        self.bos_id = self.sp.bos_id() if self.sp.bos_id() >= 0 else None
 
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)
@@ -83,7 +105,10 @@ class SentencePieceTokenizer:
         return self.sp.decode(list(ids))
 
 
-def get_tokenizer(meta: dict | None, data_dir: str = "") -> CharTokenizer | TiktokenTokenizer | SentencePieceTokenizer:
+Tokenizer = CharTokenizer | TiktokenTokenizer | SentencePieceTokenizer
+
+
+def get_tokenizer(meta: dict | None, data_dir: str = "") -> Tokenizer:
     """The tokenizer a dataset was prepared with; GPT-2 when there is no meta.json."""
     kind = tokenizer_kind(meta)
     if kind == "char":
@@ -91,3 +116,79 @@ def get_tokenizer(meta: dict | None, data_dir: str = "") -> CharTokenizer | Tikt
     if kind == "sentencepiece":
         return SentencePieceTokenizer(os.path.join(data_dir, meta["model_file"]), meta.get("eot_id"))
     return TiktokenTokenizer(kind)
+
+
+def sentencepiece_meta(model_path: str) -> dict:
+    """meta.json of a dataset tokenized with the SentencePiece model in model_path (which sits in
+    the dataset folder): each document starts with its BOS, so BOS is the delimiter, eot_id."""
+    sp = load_sentencepiece(model_path)
+    if sp.bos_id() < 0:
+        raise ConfigError(f"{model_path}: the SentencePiece model has no BOS piece, which starts every document")
+    if sp.get_piece_size() > 2**16:
+        raise ConfigError(f"{model_path}: {sp.get_piece_size():,} pieces do not fit the shards' uint16 token ids")
+    return {
+        "tokenizer": "sentencepiece",
+        "model_file": os.path.basename(model_path),
+        "vocab_size": sp.get_piece_size(),
+        "eot_id": sp.bos_id(),
+    }
+
+
+def tokenizer_at(path: str) -> Tokenizer:
+    """The tokenizer of a dataset folder (its meta.json), or of a SentencePiece .model file."""
+    if os.path.isdir(path):
+        from fitgpt.shards import read_meta
+
+        return get_tokenizer(read_meta(path), path)
+    return get_tokenizer(sentencepiece_meta(path), os.path.dirname(path))
+
+
+def train_sentencepiece(texts: Iterable[str], vocab_size: int, out_dir: str, max_chars: float | None = None) -> str:
+    """Train a SentencePiece BPE vocabulary of vocab_size pieces on texts (up to max_chars
+    characters) with llama2.c's settings (byte fallback, digits split, unk/bos/eos ids 0/1/2) and
+    no whitespace collapsing, so that text round-trips; returns out_dir/tok<N>.model. An existing
+    tok<N>.model is reused: shards already written depend on it."""
+    import sentencepiece
+
+    model = os.path.join(out_dir, f"tok{vocab_size}.model")
+    if os.path.exists(model):
+        return model
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, f"tok{vocab_size}.tmp")
+    with open(tmp + ".txt", "w", encoding="utf-8") as f:
+        room = math.inf if max_chars is None else int(max_chars)  # characters still to write
+        for text in texts:
+            if room <= 0:
+                break
+            f.write((text if len(text) <= room else text[:room]) + "\n")
+            room -= len(text)
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            input=tmp + ".txt",
+            model_prefix=tmp,
+            model_type="bpe",
+            vocab_size=vocab_size,
+            input_format="text",
+            character_coverage=1.0,
+            num_threads=os.cpu_count(),
+            split_digits=True,
+            allow_whitespace_only_pieces=True,
+            byte_fallback=True,
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=-1,
+            unk_surface=r" \342\201\207 ",
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            minloglevel=2,
+        )
+        os.replace(tmp + ".vocab", model[: -len(".model")] + ".vocab")
+        os.replace(tmp + ".model", model)  # last: the model exists only once complete
+    except RuntimeError as e:  # e.g. a vocabulary larger than the text allows
+        raise DataError(f"--vocab-size {vocab_size}: SentencePiece cannot train it ({first_line(e)})") from None
+    finally:
+        for leftover in (tmp + ".txt", tmp + ".model", tmp + ".vocab"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    return model

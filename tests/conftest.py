@@ -8,6 +8,7 @@ GPT-2 BPE files. Tests that need them skip, naming the file, unless FITGPT_REQUI
 """
 
 import dataclasses
+import importlib.util
 import os
 import subprocess
 import sys
@@ -62,6 +63,15 @@ def run_script(*args, check=True, timeout=300, env=None, cwd=ROOT):
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
+
+
+def load_script(dataset):
+    """A data/<dataset>/prepare.py as a module (they are all named prepare)."""
+    path = os.path.join(ROOT, "data", dataset, "prepare.py")
+    spec = importlib.util.spec_from_file_location(f"prepare_{dataset}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def missing_asset(what: str):

@@ -1,5 +1,4 @@
 import glob
-import importlib.util
 import json
 import os
 import random
@@ -12,24 +11,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sentencepiece
 
-from conftest import ROOT, run_script
+from conftest import ROOT, load_script, run_script
 from fitgpt import corpus, downloads
 from fitgpt.errors import FitGPTError
 from fitgpt.shards import open_tokens, read_header, read_meta
-from fitgpt.tokenization import get_tokenizer
+from fitgpt.tokenization import get_tokenizer, train_sentencepiece
 
 EOT = 50256
 SHARD = 5000
-
-
-def load_script(dataset):
-    """A data/<dataset>/prepare.py as a module (they are all named prepare)."""
-    path = os.path.join(ROOT, "data", dataset, "prepare.py")
-    spec = importlib.util.spec_from_file_location(f"prepare_{dataset}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def shard_files(folder):
@@ -276,6 +267,58 @@ def test_tinystories_sentencepiece(docs, tmp_path):
     decoded = [tok.decode(d) for d in split_documents(token_stream(out), meta["eot_id"])]
     assert decoded == stories
     assert os.path.getsize(out / "tok400.model") > 0 and not glob.glob(str(out / "*.tmp*"))
+
+
+@pytest.fixture(scope="module")
+def llama_like_model(docs, tmp_path_factory):
+    """(path, bytes) of a 400-piece SentencePiece model named as Llama 2's is, trained on the docs."""
+    folder = tmp_path_factory.mktemp("llama")
+    path = folder / "tokenizer.model"
+    os.replace(train_sentencepiece(docs, 400, str(folder)), path)
+    return str(path), path.read_bytes()
+
+
+def test_text_with_tokenizer_model_reuses_its_ids(docs, files, llama_like_model, tmp_path):
+    model_file, model_bytes = llama_like_model
+    out = tmp_path / "out"
+    args = ["--input", *files, "--out_dir", str(out), "--tokenizer-model", model_file, "--val-tokens", "3000"]
+    load_script("text").main([*args, "--shard-tokens", str(SHARD), "--num-proc", "2"])
+    sp = sentencepiece.SentencePieceProcessor(model_file=model_file)
+    expected = np.concatenate([[sp.bos_id()] + sp.encode(d) for d in docs])  # each document starts with BOS
+    np.testing.assert_array_equal(token_stream(out), expected)
+    assert read_meta(out) == {
+        "tokenizer": "sentencepiece",
+        "model_file": "tokenizer.model",
+        "vocab_size": 400,
+        "eot_id": 1,
+    }
+    assert (out / "tokenizer.model").read_bytes() == model_bytes  # the dataset carries its vocabulary
+    load_script("text").main([*args, "--shard-tokens", str(SHARD), "--num-proc", "2"])  # a rerun keeps it
+    np.testing.assert_array_equal(token_stream(out), expected)
+
+    other = tmp_path / "other" / "tokenizer.model"
+    other.parent.mkdir()
+    os.replace(train_sentencepiece(docs, 360, str(other.parent)), other)
+    with pytest.raises(FitGPTError, match=r"out/tokenizer.model: a different SentencePiece model of that name"):
+        load_script("text").main([*args[:-3], str(other), "--val-tokens", "3000"])
+    with pytest.raises(FitGPTError, match=r"c\.txt: not a SentencePiece model \("):
+        load_script("text").main([*args[:-3], files[2], "--out_dir", str(tmp_path / "none")])
+    assert not os.path.exists(tmp_path / "none")
+
+
+def test_tinystories_with_tokenizer_model(docs, llama_like_model, tmp_path):
+    stories = [d.strip() for d in docs if d.strip()][:20]
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, part in (("data00.json", stories[:5]), ("data01.json", stories[5:])):
+        (data / name).write_text(json.dumps([{"story": s} for s in part]), encoding="utf-8")
+    out = tmp_path / "out"
+    load_script("tinystories").main(
+        ["--local", str(data / "data*.json"), "--tokenizer-model", llama_like_model[0], "--out_dir", str(out)]
+    )
+    sp = sentencepiece.SentencePieceProcessor(model_file=llama_like_model[0])
+    np.testing.assert_array_equal(token_stream(out), np.concatenate([[1] + sp.encode(s) for s in stories]))
+    assert read_meta(out)["model_file"] == "tokenizer.model" and os.path.exists(out / "tokenizer.model")
 
 
 def test_tinystories_gpt2_with_val_files(docs, tmp_path, gpt2_encoding):

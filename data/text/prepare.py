@@ -1,12 +1,19 @@
 """
-Your own text as GPT-2 token shards: local .txt, .jsonl/.json and .parquet files.
+Your own text as token shards: local .txt, .jsonl/.json and .parquet files.
 
     python data/text/prepare.py --input 'books/*.txt' --name books
     python data/text/prepare.py --input corpus.jsonl --text-field content --val-tokens 500000
+    python data/text/prepare.py --input 'books/*.txt' --name books --vocab-size 4096
+    python data/text/prepare.py --input 'books/*.txt' --name books --tokenizer-model tokenizer.model
 
 A .txt file is one document (so one worker tokenizes it: split a big corpus into files, or use
 jsonl/parquet with one record per document); jsonl/json/parquet give one document per record.
-Documents are read in the order given (globs sorted), each preceded by <|endoftext|> (50256).
+The vocabulary is GPT-2's BPE by default; --tokenizer-model PATH uses that SentencePiece model
+as it is (e.g. Llama 2's tokenizer.model) and --vocab-size N trains a SentencePiece BPE
+vocabulary of N pieces on the first --vocab-chars characters of the documents (llama2.c's
+settings, saved as tok<N>.model); either model file is kept beside the shards.
+Documents are read in the order given (globs sorted), each preceded by <|endoftext|> (50256),
+or by BOS with a SentencePiece vocabulary (as llama2.c's shards are).
 The first --val-tokens tokens of that stream (default 1M, or a tenth of a corpus under 2M tokens;
 the document they end in is cut in two)
 are the validation set, <name>_val_000000.bin; the rest follow as <name>_train_000001.bin, ...
@@ -21,7 +28,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
 from fitgpt.corpus import (
+    add_vocabulary_arguments,
     add_writer_arguments,
+    dataset_vocabulary,
     expand,
     iter_documents,
     require_train_tokens,
@@ -29,7 +38,6 @@ from fitgpt.corpus import (
     write_dataset,
 )
 from fitgpt.errors import ConfigError, exit_on_error
-from fitgpt.tokenization import GPT2_META
 
 
 def prepare(
@@ -41,21 +49,30 @@ def prepare(
     shard_tokens: int = 100_000_000,
     max_tokens: int | None = None,
     num_proc: int | None = None,
+    tokenizer_model: str | None = None,
+    vocab_size: int | None = None,
+    vocab_chars: int = 100_000_000,
 ) -> tuple[int, int]:
     """Tokenize the files matching the glob patterns inputs into shards and meta.json in out_dir;
-    val_tokens None: 1M, or a tenth of a small corpus. Returns (shards, tokens)."""
+    val_tokens None: 1M, or a tenth of a small corpus. GPT-2's BPE, unless tokenizer_model (a
+    SentencePiece model) or vocab_size (train one on vocab_chars characters) says otherwise.
+    Returns (shards, tokens)."""
     if val_tokens is not None and val_tokens < 1:
         raise ConfigError(f"--val-tokens must be at least 1, got {val_tokens}")
     files = expand(inputs)
     val_tokens = val_tokens or val_tokens_for(files, 1_000_000, text_field)
+    model_file, meta = dataset_vocabulary(
+        out_dir, tokenizer_model, vocab_size, lambda: iter_documents(files, text_field), vocab_chars
+    )
     shards, tokens = write_dataset(
         iter_documents(files, text_field),
         out_dir,
         name,
-        GPT2_META,
+        meta,
         shard_tokens,
         val_tokens=val_tokens,
         max_tokens=max_tokens,
+        model_file=model_file,
         num_proc=num_proc,
     )
     require_train_tokens(out_dir, name, tokens, val_tokens, "pass a smaller --val-tokens")
@@ -70,6 +87,10 @@ def main(argv=None):
     parser.add_argument("--text-field", default="text", help="record field holding the text (jsonl/parquet)")
     parser.add_argument(
         "--val-tokens", type=int, help="the first tokens, held out (default 1M, a tenth of a small corpus)"
+    )
+    add_vocabulary_arguments(parser, "the first --vocab-chars characters")
+    parser.add_argument(
+        "--vocab-chars", type=lambda s: int(float(s)), default=100_000_000, help="text the vocabulary is learnt from"
     )
     add_writer_arguments(parser)
     args = parser.parse_args(argv)

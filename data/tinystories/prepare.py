@@ -3,6 +3,7 @@ TinyStories (Eldan & Li, 2023) as token shards, with its official train/validati
 
     python data/tinystories/prepare.py                     # GPT-2 tokens, streamed from the Hub
     python data/tinystories/prepare.py --vocab-size 512    # llama2.c's own SentencePiece vocabulary
+    python data/tinystories/prepare.py --tokenizer-model tokenizer.model   # Llama 2's (llama2.c ships it)
     python data/tinystories/prepare.py --local 'TinyStories_all_data/data*.json'   # offline
 
 Sources: by default the Hub dataset roneneldan/TinyStories (splits train and validation),
@@ -12,9 +13,11 @@ streamed. --local reads files instead: the data*.json of llama2.c's TinyStories_
 is the validation set, as llama2.c does with data00.json.
 
 Each story is stripped of surrounding whitespace and preceded by a delimiter, as in llama2.c:
-<|endoftext|> (50256) with GPT-2 tokens (the default), or BOS with --vocab-size N, which first
-trains a SentencePiece BPE vocabulary of N tokens on the first --vocab-stories training stories
-(llama2.c's train_vocab settings) and saves it as tok<N>.model beside the shards.
+<|endoftext|> (50256) with GPT-2 tokens (the default), or BOS with a SentencePiece vocabulary:
+--tokenizer-model PATH uses that model as it is (Llama 2's 32,000 pieces: the vocabulary
+llama2.c's published val losses are measured on) and copies it beside the shards;
+--vocab-size N first trains a BPE vocabulary of N pieces on the first --vocab-stories training
+stories (llama2.c's train_vocab settings) and saves it as tok<N>.model beside the shards.
 Writes tinystories_val_000000.bin, ... (all validation stories), then tinystories_train_<k>.bin,
 ... and meta.json in data/tinystories (or --out_dir). Rerunning an interrupted run continues it.
 Importable: prepare(...) does the same.
@@ -28,10 +31,17 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt.corpus import add_writer_arguments, dataset_texts, expand, iter_documents, write_dataset
+from fitgpt.corpus import (
+    add_vocabulary_arguments,
+    add_writer_arguments,
+    dataset_texts,
+    dataset_vocabulary,
+    expand,
+    iter_documents,
+    write_dataset,
+)
 from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, DataError, exit_on_error
-from fitgpt.tokenization import GPT2_META
 
 HUB = "roneneldan/TinyStories"
 NAME = "tinystories"
@@ -49,51 +59,13 @@ def stories(files, text_field, split):
     return (story.strip() for story in docs)
 
 
-def train_vocab(texts, vocab_size, out_dir, num_texts):
-    """Train a SentencePiece BPE vocabulary on the first num_texts texts with llama2.c's settings
-    (and no whitespace collapsing, so text round-trips); returns the model path. An existing
-    tok<N>.model is reused: shards already written depend on it."""
-    import sentencepiece
-
-    model = os.path.join(out_dir, f"tok{vocab_size}.model")
-    if os.path.exists(model):
-        return model
-    tmp = os.path.join(out_dir, f"tok{vocab_size}.tmp")
-    with open(tmp + ".txt", "w", encoding="utf-8") as f:
-        for text in itertools.islice(texts, num_texts):
-            f.write(text + "\n")
-    try:
-        sentencepiece.SentencePieceTrainer.train(
-            input=tmp + ".txt",
-            model_prefix=tmp,
-            model_type="bpe",
-            vocab_size=vocab_size,
-            input_format="text",
-            character_coverage=1.0,
-            num_threads=os.cpu_count(),
-            split_digits=True,
-            allow_whitespace_only_pieces=True,
-            byte_fallback=True,
-            unk_surface=r" \342\201\207 ",
-            normalization_rule_name="identity",
-            remove_extra_whitespaces=False,
-            minloglevel=2,
-        )
-        os.replace(tmp + ".vocab", model[: -len(".model")] + ".vocab")
-        os.replace(tmp + ".model", model)  # last: the model exists only once complete
-    finally:
-        for leftover in (tmp + ".txt", tmp + ".model", tmp + ".vocab"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
-    return model
-
-
 def prepare(
     local=None,
     local_val=None,
     out_dir=HERE,
     vocab_size=None,
     vocab_stories=200_000,
+    tokenizer_model=None,
     shard_tokens=100_000_000,
     num_proc=None,
     text_field="story",
@@ -111,19 +83,12 @@ def prepare(
             raise ConfigError(
                 "--local: no training files left once the validation file is set aside; give more files or --local-val"
             )
-    model_file, meta = None, GPT2_META
-    if vocab_size:
-        os.makedirs(out_dir, exist_ok=True)
-        model_file = train_vocab(stories(train_files, text_field, "train"), vocab_size, out_dir, vocab_stories)
-        import sentencepiece
-
-        bos = sentencepiece.SentencePieceProcessor(model_file=model_file).bos_id()
-        meta = {
-            "tokenizer": "sentencepiece",
-            "model_file": os.path.basename(model_file),
-            "vocab_size": vocab_size,
-            "eot_id": bos,
-        }  # the delimiter between stories: a sampler stops at it
+    model_file, meta = dataset_vocabulary(
+        out_dir,
+        tokenizer_model,
+        vocab_size,
+        lambda: itertools.islice(stories(train_files, text_field, "train"), vocab_stories),
+    )
     common = dict(
         out_dir=out_dir, name=NAME, meta=meta, shard_tokens=shard_tokens, model_file=model_file, num_proc=num_proc
     )
@@ -146,7 +111,7 @@ def main(argv=None):
         "--local-val", nargs="+", metavar="FILES", help="validation files (default: the first --local file)"
     )
     parser.add_argument("--text-field", default="story", help="record field holding the story (--local)")
-    parser.add_argument("--vocab-size", type=int, help="train a SentencePiece vocabulary of this size, not GPT-2's")
+    add_vocabulary_arguments(parser, "the first --vocab-stories training stories")
     parser.add_argument("--vocab-stories", type=int, default=200_000, help="stories the vocabulary is learnt from")
     parser.add_argument("--out_dir", default=HERE)
     add_writer_arguments(parser, max_tokens=False)

@@ -8,6 +8,9 @@ Several GPUs (DDP), one node or many:
 Resume after a crash or preemption (settings come back from the checkpoint):
     python train.py --init_from=resume --out_dir=out-shakespeare-char
 In-process (tests, notebooks): train.run(TrainSettings(...)) returns the final metrics.
+Every run writes out_dir/config.json and metrics.jsonl, and prints alarms (plateau, overfitting,
+epochs) as they first hold; see the loss of one run or several against tokens with:
+    python plot.py out-shakespeare-char
 
 Every setting below can be overridden by a config file or --key=value (configurator.py); their
 types, bounds and help live in fitgpt/settings.py. The defaults train GPT-2 124M on FineWeb.
@@ -27,6 +30,14 @@ init_from = "scratch"  # 'scratch' | 'resume' | 'gpt2' ... 'gpt2-xl' | a local H
 wandb_log = False
 wandb_project = "fitgpt"
 wandb_run_name = "run"
+# alarms: each printed once, when it first holds, and recorded in metrics.jsonl (0 turns one off)
+alarm_epochs = 1.0  # alarm when the run plans more epochs than this, and at each epoch boundary from there
+patience = 5  # plateau alarm: this many evaluations without a val loss improvement
+min_delta = 0.0  # an evaluation improves on the best val loss only by more than this
+early_stop = False  # stop, saving a checkpoint, while the plateau alarm holds
+overfit_evals = 3  # overfitting alarm: the val-train gap widened at this many evaluations in a row ...
+overfit_gap = 0.05  # ... and by at least this much in all
+rise_evals = 2  # alarm: val loss rose at this many evaluations in a row while lr is above half its peak
 # data
 dataset = "fineweb"
 data_dir = ""  # empty means data/<dataset> beside this file
@@ -92,13 +103,14 @@ from fitgpt.architecture import GPTConfig
 from fitgpt.checkpoint import (
     Progress,
     RunCheckpoints,
+    library_versions,
     model_from_checkpoint,
     prepare_out_dir,
     resolve_resume,
     restore_training,
 )
 from fitgpt.loader import prepare_if_missing, run_loaders
-from fitgpt.metrics import RunLog, Throughput, epoch_report
+from fitgpt.metrics import RunLog, Throughput, data_line, run_config
 from fitgpt.planner import startup_summary
 from fitgpt.runtime import device_name, free_memory, setup_device
 from fitgpt.settings import TrainSettings
@@ -109,7 +121,7 @@ from fitgpt.training import (
     StopRequest,
     estimate_loss,
     forward_backward,
-    get_lr,
+    lr_schedule,
     make_optimizer,
     optimizer_step,
     out_of_memory_hint,
@@ -141,7 +153,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     # ---- data: memory-mapped shards, read in windows of block_size + 1 tokens ----
     data_dir = prepare_if_missing(dataclasses.asdict(s))
     train_loader, eval_loaders = run_loaders(data_dir, s, dist.rank, dist.world_size, device)
-    tokens_per_iter = s.gradient_accumulation_steps * s.batch_size * s.block_size
+    split_tokens = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
     meta = read_meta(data_dir)
@@ -154,8 +166,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     if refusal:
         raise ConfigError(refusal)
     if dist.master:
-        counts = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
-        print("\n".join([*epoch_report(data_dir, *counts, tokens_per_iter, s.max_iters), *summary]))
+        print("\n".join([data_line(data_dir, *split_tokens, s.tokens_per_iter, s.max_iters), *summary]))
         print(f"device {device}, {dtype}" + (f"\n{warning}" if warning else ""))
     model.to(device)
     optimizer = make_optimizer(model, s.weight_decay, s.learning_rate, (s.beta1, s.beta2), device)
@@ -164,17 +175,19 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     checkpoint = None  # free its memory
     if dist.master and s.init_from == "resume":
         print(f"resuming from {s.out_dir}/ckpt.pt at iteration {progress.iter_num}")
-    flops_per_token = accounting.flops_per_token(model.config)
     step_model = distributed.wrap(torch.compile(model) if s.compile else model, dist, device)
-    wandb_config = dataclasses.asdict(s) if s.wandb_log else None
-    resume_iter = progress.iter_num if s.init_from == "resume" else None
-    log = RunLog(s.out_dir, dist.master, resume_iter, wandb_config, s.wandb_project, s.wandb_run_name)
+    config = run_config(
+        s, model.config, data_dir, meta, split_tokens, device_name(device), dtype, dist.world_size, library_versions()
+    )
+    log = RunLog(s, dist.master, config, progress)  # writes config.json, raises the alarms the plan holds
     checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist)
     guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
+    lr_at = lr_schedule(s)
 
     def evaluate(record: bool = False) -> dict:  # averaged over ranks: every rank takes the same decisions
-        losses = distributed.mean_over_ranks(estimate_loss(step_model, eval_loaders, s.eval_iters, ctx), dist, device)
-        log.evaluation(progress.iter_num, progress.tokens_seen, losses, record)
+        losses = estimate_loss(step_model, eval_loaders, s.eval_iters, ctx, show_progress=dist.master)
+        losses = distributed.mean_over_ranks(losses, dist, device)
+        log.evaluation(progress, losses, lr_at(progress.iter_num), record)
         return losses
 
     losses, loss = {}, float("nan")
@@ -182,11 +195,11 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
         losses = evaluate(record=True)
 
     # ---- training loop ----
-    rates = Throughput(tokens_per_iter, flops_per_token, peak, dist.world_size, progress.iter_num, s.max_iters)
+    rates = Throughput(s.tokens_per_iter, config["flops_per_token"], peak, dist.world_size, progress, s.max_iters)
     with StopRequest() as stop:
         step_model.train()
         while progress.iter_num < s.max_iters and not s.eval_only:
-            lr = get_lr(progress.iter_num, s.learning_rate, s.warmup_iters, s.lr_decay_iters, s.min_lr, s.decay_lr)
+            lr = lr_at(progress.iter_num)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             poison = progress.iter_num == s.inject_nan_at_iter
@@ -195,21 +208,19 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             loss = loss_sum.item() / micro_steps  # the one sync per iteration
             grad_norm = optimizer_step(model, optimizer, scaler, s.grad_clip, guard, progress.iter_num, loss)
             progress.iter_num += 1
-            progress.tokens_seen += tokens_per_iter
+            progress.tokens_seen += s.tokens_per_iter
 
             evaluated = progress.iter_num % s.eval_interval == 0 or progress.iter_num == s.max_iters
             with rates.paused():  # ms/iter and tokens/s count training time only
                 losses = evaluate() if evaluated else {}
             if progress.iter_num % s.log_interval == 0 or evaluated:
-                epochs = train_loader.epochs_done()
-                log.step(progress, epochs, loss, lr, grad_norm, rates.lap(progress.iter_num), losses)
+                log.step(progress, loss, lr, grad_norm, rates.lap(), losses)  # and the alarms that first hold
             improved = bool(losses) and losses["val"] < progress.best_val_loss
             if improved:
                 progress.best_val_loss = losses["val"]
-            if distributed.any_rank(stop.requested is not None, dist, device):  # all ranks stop together
-                checkpoints.save(
-                    model, optimizer, scaler, progress, train_loader, f"{stop.requested or 'signal'} received"
-                )
+            reason = f"{stop.requested} received" if stop.requested else log.stop_reason  # a signal, early_stop
+            if distributed.any_rank(reason is not None, dist, device):  # all ranks stop together
+                checkpoints.save(model, optimizer, scaler, progress, train_loader, reason or "signal received")
                 log.stopped(progress.iter_num, s.out_dir)
                 break
             last = progress.iter_num == s.max_iters

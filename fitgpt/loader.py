@@ -120,10 +120,6 @@ class TokenLoader:
         batch = batch.to(self.device, non_blocking=True)
         return batch[:, :-1], batch[:, 1:]
 
-    def epochs_done(self) -> float:
-        """Fraction of the split this rank's stream has covered, counted in tokens."""
-        return self.tokens_read * self.world_size / self.num_tokens
-
     def state_dict(self) -> dict:
         return {
             "rng": self.rng.bit_generator.state,

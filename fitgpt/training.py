@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import torch
+from tqdm import tqdm
 
 from fitgpt.distributed import Distributed
 from fitgpt.errors import RunFailure
 from fitgpt.runtime import peak_memory_gib
+from fitgpt.settings import TrainSettings
 
 
 def get_lr(
@@ -29,6 +31,11 @@ def get_lr(
         return min_lr
     progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+
+
+def lr_schedule(s: TrainSettings) -> Callable[[int], float]:
+    """The learning rate at each iteration of a run with these settings."""
+    return lambda it: get_lr(it, s.learning_rate, s.warmup_iters, s.lr_decay_iters, s.min_lr, s.decay_lr)
 
 
 def make_optimizer(
@@ -71,16 +78,20 @@ def forward_backward(
 
 
 @torch.no_grad()
-def estimate_loss(model: torch.nn.Module, loaders: dict, eval_iters: int, ctx: AbstractContextManager) -> dict:
+def estimate_loss(
+    model: torch.nn.Module, loaders: dict, eval_iters: int, ctx: AbstractContextManager, show_progress: bool = False
+) -> dict:
     """Mean loss over eval_iters batches of each loader; loaders restart from their seed, so
-    every evaluation sees the same batches."""
+    every evaluation sees the same batches. show_progress: a progress bar on a terminal, once a
+    split takes more than 2 s (many or large batches)."""
     was_training = model.training
     model.eval()
     out = {}
     for split, loader in loaders.items():
         loader.reset()
         losses = torch.zeros(eval_iters)
-        for k in range(eval_iters):
+        quiet = None if show_progress else True  # None: quiet unless stderr is a terminal
+        for k in tqdm(range(eval_iters), f"eval {split}", leave=False, unit="batch", delay=2, disable=quiet):
             x, y = loader.next_batch()
             with ctx:
                 _, loss = model(x, y)

@@ -2,7 +2,7 @@
 Loss curves of several runs on one chart, against tokens (so that runs of different batch sizes
 compare), iterations, training FLOPs or wall time: val loss with dots, train loss faint, the
 learning rate in a panel below, a dashed line where each run finished one epoch and a cross at
-each alarm it raised; then a table of the runs (final and best val loss, tokens, epochs, alarms).
+each other alarm it raised; then a table of the runs (final and best val loss, tokens, epochs, alarms).
     python plot.py out-small out-large                      # writes loss.png
     python plot.py out-* --x flops --log-x --smooth 5 --out runs.svg
 Reads each folder's config.json and metrics.jsonl only (runs still being written too), without
@@ -64,7 +64,7 @@ def draw(runs: list[Run], axis: str, log_x: bool, smooth: int, out: str) -> None
     fig, (loss_ax, lr_ax) = plt.subplots(
         2, 1, sharex=True, figsize=FIGSIZE, dpi=DPI, height_ratios=(3, 1), layout="constrained"
     )
-    handles = []
+    handles, marked = [], False
     for i, run in enumerate(runs):
         color = f"C{i % 10}"
         xs, train = run.series(axis, "loss")
@@ -81,6 +81,7 @@ def draw(runs: list[Run], axis: str, log_x: bool, smooth: int, out: str) -> None
             evals = [row for row in run.rows("val_loss") if row["iter"] == alarm["iter"]]
             if x is not None and evals and not alarm["alarm"].startswith("epoch"):
                 loss_ax.plot(*visible([x], [evals[0]["val_loss"]]), "X", color=color, ms=11, mec="black")
+                marked = True
         handles.append(Line2D([], [], color=color, lw=2.5, label=run.label()))
     handles += [
         Line2D([], [], color="gray", marker="o", ms=4, lw=1.8, label="val loss"),
@@ -88,8 +89,9 @@ def draw(runs: list[Run], axis: str, log_x: bool, smooth: int, out: str) -> None
             [], [], color="gray", alpha=0.35, lw=1, label="train loss" + (f" (mean of {smooth})" if smooth > 1 else "")
         ),
         Line2D([], [], color="gray", ls="--", lw=1, label="1 epoch"),
-        Line2D([], [], color="gray", marker="X", ms=9, mec="black", ls="none", label="alarm (see the table)"),
     ]
+    if marked:
+        handles.append(Line2D([], [], color="gray", marker="X", ms=9, mec="black", ls="none", label="alarm (table)"))
     later = [row[key] for run in runs for key in ("loss", "val_loss") for row in run.rows(key) if row["iter"] > 0]
     if later:  # the untrained model's loss at iteration 0 would squeeze the curves that matter
         loss_ax.set_ylim(top=max(later) + 0.05 * (max(later) - min(later)))

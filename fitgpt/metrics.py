@@ -121,7 +121,7 @@ def read_run_config(out_dir: str) -> dict | None:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e}); delete it, or rerun the run to rewrite it") from None
+        raise DataError(f"{path}: not valid JSON ({e}); delete it, or resume the run, which rewrites it") from None
 
 
 def warn(message: str) -> None:

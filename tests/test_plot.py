@@ -129,12 +129,15 @@ def test_a_run_with_nothing_logged_yet_still_draws(tmp_path, capsys):
         (["{missing}"], "{missing}: no metrics.jsonl there; pass run folders that train.py wrote (its out_dir)"),
         (["{run}", "--out", "loss.jpg"], "--out loss.jpg: name a .png, .svg, .pdf file"),
         (["{run}", "--smooth", "0"], "--smooth 0: give the number of logged steps to average, 1 or more"),
+        (["{broken}"], "{broken}/config.json: not valid JSON (Expecting property name enclosed in double quotes"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
     paths = {"missing": str(tmp_path / "missing"), "run": synthetic_run(tmp_path / "run")}
+    paths["broken"] = synthetic_run(tmp_path / "broken")
+    (tmp_path / "broken" / "config.json").write_text("{")
     code, _, stderr = cli(plot.main, [arg.format(**paths) for arg in argv], capsys)
-    assert code == 2 and stderr == f"error: {message.format(**paths)}\n"
+    assert code == 2 and len(stderr.splitlines()) == 1 and stderr.startswith(f"error: {message.format(**paths)}")
 
 
 def test_a_damaged_line_before_the_last_is_refused(tmp_path):

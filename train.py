@@ -10,6 +10,9 @@ Resume after a crash or preemption (settings come back from the checkpoint):
 Evaluate or fine-tune llama2.c's checkpoints (its shape comes from the file):
     python train.py config/tinystories_15m.py --init_from=stories15M.bin --eval_only=True
 In-process (tests, notebooks): train.run(TrainSettings(...)) returns the final metrics.
+Every run writes out_dir/config.json and metrics.jsonl, and prints alarms (plateau, overfitting,
+epochs) as they first hold; see the loss of one run or several against tokens with:
+    python plot.py out-shakespeare-char
 
 Every setting below can be overridden by a config file or --key=value (configurator.py); their
 types, bounds and help live in fitgpt/settings.py. The defaults train GPT-2 124M on FineWeb.
@@ -29,6 +32,14 @@ init_from = "scratch"  # 'scratch' | 'resume' | 'gpt2' ... 'gpt2-xl' | a local H
 wandb_log = False
 wandb_project = "fitgpt"
 wandb_run_name = "run"
+# alarms: each printed once, when it first holds, and recorded in metrics.jsonl (0 turns one off)
+alarm_epochs = 1.0  # alarm when the run plans more epochs than this, and at each epoch boundary from there
+patience = 5  # plateau alarm: this many evaluations without a val loss improvement
+min_delta = 0.0  # an evaluation improves on the best val loss only by more than this
+early_stop = False  # stop, saving a checkpoint, while the plateau alarm holds
+overfit_evals = 3  # overfitting alarm: the val-train gap widened at this many evaluations in a row ...
+overfit_gap = 0.05  # ... and by at least this much in all
+rise_evals = 2  # alarm: val loss rose at this many evaluations in a row while lr is above half its peak
 # data
 dataset = "fineweb"
 data_dir = ""  # empty means data/<dataset> beside this file
@@ -97,13 +108,14 @@ from fitgpt.architecture import GPTConfig
 from fitgpt.checkpoint import (
     Progress,
     RunCheckpoints,
+    library_versions,
     model_from_checkpoint,
     prepare_out_dir,
     resolve_resume,
     restore_training,
 )
 from fitgpt.loader import prepare_if_missing, run_loaders
-from fitgpt.metrics import RunLog, Throughput, epoch_report
+from fitgpt.metrics import RunLog, Throughput, data_line, run_config
 from fitgpt.planner import startup_summary
 from fitgpt.runtime import device_name, free_memory, setup_device
 from fitgpt.settings import TrainSettings
@@ -114,7 +126,7 @@ from fitgpt.training import (
     StopRequest,
     estimate_loss,
     forward_backward,
-    get_lr,
+    lr_schedule,
     make_optimizer,
     optimizer_step,
     out_of_memory_hint,
@@ -138,6 +150,36 @@ def build_model(s: TrainSettings, meta: dict | None, checkpoint: dict | None) ->
     return load_hf(s.init_from, block_size=s.block_size, dropout=s.dropout)[0]
 
 
+def startup_check(
+    s: TrainSettings,
+    model: GPT,
+    data_dir: str,
+    meta: dict | None,
+    train_loader,
+    eval_loaders: dict,
+    dist: distributed.Distributed,
+    device: str,
+    dtype: str,
+) -> float | None:
+    """Before the model moves to the device: check the data against its vocabulary, refuse a run
+    whose predicted peak memory will not fit, print the plan; returns the device's peak FLOP/s."""
+    largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
+    warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
+    peak = accounting.peak_flops(device_name(device), accounting.matmul_precision(dtype, device), s.peak_flops)
+    summary, refusal = startup_summary(model.config, s, dist.world_size, dtype, peak, free_memory(device))
+    if refusal:
+        raise ConfigError(refusal)
+    if dist.master:
+        split_tokens = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
+        report = [
+            data_line(data_dir, *split_tokens, s.tokens_per_iter, s.max_iters),
+            *summary,
+            f"device {device}, {dtype}",
+        ]
+        print("\n".join(report + ([warning] if warning else [])))
+    return peak
+
+
 def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     """Train as s says (explicit: the settings given on the command line, which win over a
     resumed checkpoint's); returns the final metrics."""
@@ -152,22 +194,13 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     # ---- data: memory-mapped shards, read in windows of block_size + 1 tokens ----
     data_dir = prepare_if_missing(dataclasses.asdict(s))
     train_loader, eval_loaders = run_loaders(data_dir, s, dist.rank, dist.world_size, device)
-    tokens_per_iter = s.gradient_accumulation_steps * s.batch_size * s.block_size
+    split_tokens = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
     meta = read_meta(data_dir)
     model = build_model(s, meta, checkpoint)  # on the CPU: it moves to the device once the plan says it fits
     model.config.activation_checkpointing = s.activation_checkpointing  # a training choice, not the shape
-    largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
-    warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
-    peak = accounting.peak_flops(device_name(device), accounting.matmul_precision(dtype, device), s.peak_flops)
-    summary, refusal = startup_summary(model.config, s, dist.world_size, dtype, peak, free_memory(device))
-    if refusal:
-        raise ConfigError(refusal)
-    if dist.master:
-        counts = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
-        report = [*epoch_report(data_dir, *counts, tokens_per_iter, s.max_iters), *summary, f"device {device}, {dtype}"]
-        print("\n".join(report + ([warning] if warning else [])))
+    peak = startup_check(s, model, data_dir, meta, train_loader, eval_loaders, dist, device, dtype)
     step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx)  # FSDP shards it here
     if dist.rank:  # each rank its own dropout masks (the weights were made alike above)
         torch.manual_seed(s.seed + dist.rank)
@@ -177,16 +210,17 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     checkpoint = None  # free its memory
     if dist.master and s.init_from == "resume":
         print(f"resuming from {s.out_dir}/ckpt.pt at iteration {progress.iter_num}")
-    flops_per_token = accounting.flops_per_token(model.config)
-    wandb_config = dataclasses.asdict(s) if s.wandb_log else None
-    resume_iter = progress.iter_num if s.init_from == "resume" else None
-    log = RunLog(s.out_dir, dist.master, resume_iter, wandb_config, s.wandb_project, s.wandb_run_name)
+    config = run_config(
+        s, model.config, data_dir, meta, split_tokens, device_name(device), dtype, dist.world_size, library_versions()
+    )
+    log = RunLog(s, dist.master, config, progress)  # writes config.json, raises the alarms the plan holds
     checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist)
     guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
+    lr_at = lr_schedule(s)
 
     def evaluate(record: bool = False) -> dict:  # over all ranks: every rank takes the same decisions
         losses = estimate_loss(step_model, eval_loaders, s.eval_iters, ctx, dist, device)
-        log.evaluation(progress.iter_num, progress.tokens_seen, losses, record)
+        log.evaluation(progress, losses, lr_at(progress.iter_num), record)
         return losses
 
     losses, loss = {}, float("nan")
@@ -194,11 +228,11 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
         losses = evaluate(record=True)
 
     # ---- training loop ----
-    rates = Throughput(tokens_per_iter, flops_per_token, peak, dist.world_size, progress.iter_num, s.max_iters)
+    rates = Throughput(s.tokens_per_iter, config["flops_per_token"], peak, dist.world_size, progress, s.max_iters)
     with StopRequest() as stop:
         step_model.train()
         while progress.iter_num < s.max_iters and not s.eval_only:
-            lr = get_lr(progress.iter_num, s.learning_rate, s.warmup_iters, s.lr_decay_iters, s.min_lr, s.decay_lr)
+            lr = lr_at(progress.iter_num)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             poison = progress.iter_num == s.inject_nan_at_iter
@@ -208,19 +242,19 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             loss = distributed.sum_over_ranks([loss_sum.item()], dist, device)[0] / s.gradient_accumulation_steps
             grad_norm = optimizer_step(model, optimizer, scaler, s.grad_clip, guard, progress.iter_num, loss)
             progress.iter_num += 1
-            progress.tokens_seen += tokens_per_iter
+            progress.tokens_seen += s.tokens_per_iter
 
             evaluated = progress.iter_num % s.eval_interval == 0 or progress.iter_num == s.max_iters
             with rates.paused():  # ms/iter and tokens/s count training time only
                 losses = evaluate() if evaluated else {}
             if progress.iter_num % s.log_interval == 0 or evaluated:
-                epochs = train_loader.epochs_done()
-                log.step(progress, epochs, loss, lr, grad_norm, rates.lap(progress.iter_num), losses)
+                log.step(progress, loss, lr, grad_norm, rates.lap(), losses)  # and the alarms that first hold
             improved = bool(losses) and losses["val"] < progress.best_val_loss
             if improved:
                 progress.best_val_loss = losses["val"]
-            if distributed.any_rank(stop.requested is not None, dist, device):  # all ranks stop together
-                reason = f"{stop.requested or 'a signal to another rank'} received"
+            reason = f"{stop.requested} received" if stop.requested else log.stop_reason  # a signal, early_stop
+            if distributed.any_rank(reason is not None, dist, device):  # all ranks stop together
+                reason = reason or "a signal to another rank received"
                 checkpoints.save(model, optimizer, scaler, progress, train_loader, reason)
                 log.stopped(progress.iter_num, s.out_dir)
                 break

@@ -3,7 +3,7 @@ Everything a checkpoint holds and how it is written, found and read back.
 
 A training checkpoint is a dict: `model` (the un-compiled model's state dict), `model_args`
 (GPTConfig fields), `optimizer`, `scaler`, progress (`iter_num`, `tokens_seen`, `best_val_loss`,
-`skipped_batches`), `config` (the run's settings), `loader` (each rank's data position), `rng`
+`skipped_batches`, `elapsed_s`), `config` (the run's settings), `loader` (each rank's data position), `rng`
 (Python, numpy, torch and CUDA generator states) and `versions`. It is written atomically
 (temporary file, fsync, rename) and read with torch.load(weights_only=True), which refuses
 arbitrary pickled objects. out_dir/ckpt.pt is the latest; keep_last also keeps ckpt_<iter>.pt.
@@ -46,6 +46,7 @@ class Progress:
     tokens_seen: int = 0
     best_val_loss: float = math.inf
     skipped_batches: int = 0
+    elapsed_s: float = 0.0  # wall time since the run started, every resumed part included
 
 
 def save_checkpoint(path: str, checkpoint: dict) -> None:

@@ -484,7 +484,9 @@ def write_dataset(
     batches = docs.batches() if isinstance(docs, LocalDocuments) else _text_batches(docs)
     with (
         closing(tokenize(_skip(batches, skip), delimiter, model_file, num_proc)) as arrays,
-        tqdm(desc=desc or name, total=max_tokens, initial=writer.total, unit="tok", unit_scale=True) as progress,
+        tqdm(  # disable=None: quiet when stderr is not a terminal
+            desc=desc or name, total=max_tokens, initial=writer.total, unit="tok", unit_scale=True, disable=None
+        ) as progress,
     ):
         return writer.write(_drop(arrays, drop), progress)
 

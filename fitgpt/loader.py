@@ -130,10 +130,6 @@ class TokenLoader:
         batch = batch.to(self.device, non_blocking=True)
         return batch[:, :-1], batch[:, 1:]
 
-    def epochs_done(self) -> float:
-        """Fraction of the split the stream has covered (all ranks together), counted in tokens."""
-        return self.batches_read * self.world_size * self.batch_size * self.block_size / self.num_tokens
-
     def state_dict(self) -> dict:
         """The stream's position after the micro-batches all ranks have read: the same on every
         rank at a step boundary, and valid for any number of ranks."""

@@ -1,32 +1,148 @@
 """
-What a run reports: one JSON object per logged step in out_dir/metrics.jsonl, the console line,
-and (wandb_log=True) the same records in Weights & Biases. Only rank 0 reports.
+What a run reports: out_dir/config.json (what ran: settings, model, size, data, device, versions,
+git commit), one JSON object per logged step in out_dir/metrics.jsonl, the console lines, the
+alarms (fitgpt/alarms.py), and (wandb_log=True) the same records and config in Weights & Biases.
+Only rank 0 reports. plot.py reads these files back (fitgpt/runs.py).
+
+metrics.jsonl rows: a step has iter, tokens, flops (so far), epoch, loss, lr, ms, tok_per_s, mfu,
+elapsed_s (wall time since the run started, every resumed part included), eta_s, grad_norm,
+skipped, and val_loss with train_eval_loss when it was evaluated; the evaluation before the first
+step has iter, tokens, flops, epoch, lr, elapsed_s, val_loss, train_eval_loss; an alarm has iter,
+tokens, alarm (its name) and message.
 """
 
+import dataclasses
+import datetime
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from fitgpt import accounting
+from fitgpt.alarms import Alarm, RunAlarms
+from fitgpt.architecture import GPTConfig
+from fitgpt.errors import DataError
+from fitgpt.fsutil import atomic_write
+from fitgpt.settings import TrainSettings
+from fitgpt.shards import REPO
 
 if TYPE_CHECKING:  # only for the annotation: this module stays free of torch
     from fitgpt.checkpoint import Progress
 
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_records(path: str) -> list[dict]:
+    """The rows of a metrics.jsonl. A last line that is not whole JSON (the run is writing it, or
+    was killed while it did) is left out; a broken line before it is a DataError."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise DataError(f"{path}: line {number} is not JSON; the file is damaged, remove that line") from None
+    return records
+
+
+def git_commit(repo: str = REPO) -> dict | None:
+    """{commit, dirty} of the repository the code runs from, or None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):  # no git on this machine, or it hung
+        return None
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def run_config(
+    s: TrainSettings,
+    model: GPTConfig,
+    data_dir: str,
+    meta: dict | None,
+    split_tokens: tuple[int, int],
+    device: str,
+    dtype: str,
+    world_size: int,
+    versions: dict,
+) -> dict:
+    """What config.json holds: the resolved settings, the model and its size, the dataset (its
+    folder, train and val tokens, vocabulary), the device, library versions and the git commit."""
+    return {
+        "name": os.path.basename(os.path.normpath(s.out_dir)),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "settings": dataclasses.asdict(s),
+        "model_args": model.to_dict(),
+        "params": accounting.param_count(model),
+        "flops_per_token": accounting.flops_per_token(model),
+        "tokens_per_iter": s.tokens_per_iter,
+        "dataset": {
+            "path": os.path.abspath(data_dir),
+            "train_tokens": split_tokens[0],
+            "val_tokens": split_tokens[1],
+            "vocab_size": (meta or {}).get("vocab_size"),
+            "tokenizer": (meta or {}).get("tokenizer"),
+        },
+        "device": device,
+        "dtype": dtype,
+        "world_size": world_size,
+        "versions": versions,
+        "git": git_commit(),
+    }
+
+
+def write_run_config(out_dir: str, config: dict) -> None:
+    text = json.dumps(config, indent=1).encode("utf-8")
+    atomic_write(os.path.join(out_dir, CONFIG_FILE), lambda f: f.write(text))
+
+
+def read_run_config(out_dir: str) -> dict | None:
+    """A run's config.json, or None when it has none (runs from before config.json)."""
+    path = os.path.join(out_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e}); delete it, or resume the run, which rewrites it") from None
+
+
+def warn(message: str) -> None:
+    print(f"WARNING: {message}", flush=True)
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
 
 class MetricsLog:
-    """out_dir/metrics.jsonl: one JSON object per logged step."""
+    """out_dir/metrics.jsonl: one JSON object per logged step. A resumed run keeps (in kept) the
+    rows up to its checkpoint and drops the later ones, so its log reads as one run."""
 
     def __init__(self, path: str, resume_iter: int | None = None):
-        self.path = path
+        self.path, self.kept = path, []
         if resume_iter is not None and os.path.exists(path):
-            # drop what was logged after the checkpoint, so a resumed run's log reads as one run
-            with open(path, encoding="utf-8") as f:
-                kept = [line for line in f if line.strip() and json.loads(line)["iter"] <= resume_iter]
+            self.kept = [record for record in read_records(path) if record["iter"] <= resume_iter]
             with open(path, "w", encoding="utf-8") as f:
-                f.writelines(kept)
+                f.writelines(json.dumps(record) + "\n" for record in self.kept)
         elif resume_iter is None and os.path.exists(path):
             os.remove(path)
 
@@ -35,56 +151,110 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
 
-class RunLog:
-    """metrics.jsonl plus, when wandb_config is given, a wandb run with the same records (the
-    iteration-0 evaluation included). Inactive (every call a no-op) on ranks other than 0."""
+class WandbRun:
+    """A wandb run that never stops training: a missing wandb, an init that fails (online, then
+    offline too) or a log call that fails warns once, and the metrics go on to metrics.jsonl."""
 
-    def __init__(
-        self,
-        out_dir: str,
-        active: bool,
-        resume_iter: int | None = None,
-        wandb_config: dict | None = None,
-        wandb_project: str = "fitgpt",
-        wandb_run_name: str = "run",
-    ):
-        self.active = active
-        self.file = MetricsLog(os.path.join(out_dir, "metrics.jsonl"), resume_iter) if active else None
-        self.wandb = None
-        if active and wandb_config is not None:
+    def __init__(self, project: str, name: str, config: dict):
+        self.run = None
+        try:
             import wandb  # optional: imported only when asked for
+        except ImportError:
+            warn("wandb_log=True but wandb is not installed (pip install wandb); metrics go to metrics.jsonl only")
+            return
+        try:
+            self.run = wandb.init(project=project, name=name, config=config)
+            return
+        except Exception as e:  # no account, no network, a bad setting: wandb raises many kinds
+            online = first_line(e)
+        try:
+            self.run = wandb.init(project=project, name=name, config=config, mode="offline")
+            warn(f"wandb could not start online ({online}); logging offline instead (upload later: wandb sync)")
+        except Exception as e:
+            warn(f"wandb could not start ({online}; offline: {first_line(e)}); metrics go to metrics.jsonl only")
 
-            self.wandb = wandb.init(project=wandb_project, name=wandb_run_name, config=wandb_config)
+    def log(self, record: dict) -> None:
+        if self.run is None:
+            return
+        step = record["iter"]
+        if "alarm" in record:  # a key per alarm, so that two raised at one iteration stay apart
+            record = {f"alarm/{record['alarm']}": record["message"]}
+        try:
+            self.run.log(record, step=step)
+        except Exception as e:
+            warn(f"wandb stopped logging ({first_line(e)}); metrics go on to metrics.jsonl only")
+            self.run = None
+
+    def finish(self) -> None:
+        run, self.run = self.run, None
+        if run is not None:
+            try:
+                run.finish()
+            except Exception as e:
+                warn(f"wandb could not finish its run ({first_line(e)}); metrics.jsonl is complete")
+
+
+class RunLog:
+    """config.json, metrics.jsonl, the alarms and, with wandb_log, a wandb run with the same records
+    and config (the iteration-0 evaluation included). Inactive (every call a no-op) on ranks other
+    than 0. progress: where the run starts (a checkpoint.Progress; a resumed run's rows after its
+    checkpoint are dropped)."""
+
+    def __init__(self, s: TrainSettings, active: bool, config: dict, progress: "Progress"):
+        self.active, self.wandb = active, None
+        if not active:
+            return
+        resume_iter = progress.iter_num if s.init_from == "resume" else None
+        self.file = MetricsLog(os.path.join(s.out_dir, METRICS_FILE), resume_iter)
+        write_run_config(s.out_dir, config)
+        self.flops_per_token, self.train_tokens = config["flops_per_token"], config["dataset"]["train_tokens"]
+        self.alarms = RunAlarms(s, self.train_tokens, self.file.kept)
+        if s.wandb_log:
+            self.wandb = WandbRun(s.wandb_project, s.wandb_run_name, config)
+        self.raise_alarms(self.alarms.start(progress.iter_num, progress.tokens_seen))
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run should stop now (early_stop on a plateau), or None."""
+        return self.alarms.stop_reason if self.active else None
 
     def write(self, record: dict) -> None:
-        if not self.active:
-            return
         self.file.write(record)
         if self.wandb is not None:
-            self.wandb.log(record, step=record["iter"])
+            self.wandb.log(record)
 
-    def evaluation(self, iter_num: int, tokens: int, losses: dict, record: bool = False) -> None:
+    def raise_alarms(self, alarms: list[Alarm]) -> None:
+        for alarm in alarms:
+            print(alarm.line(), flush=True)
+            self.write(alarm.record())
+
+    def progress_fields(self, progress: "Progress") -> dict:
+        return {
+            "iter": progress.iter_num,
+            "tokens": progress.tokens_seen,
+            "flops": progress.tokens_seen * self.flops_per_token,
+            "epoch": round(progress.tokens_seen / self.train_tokens, 4),
+        }
+
+    def evaluation(self, progress: "Progress", losses: dict, lr: float, record: bool = False) -> None:
         """Print an evaluation; record=True also logs it on its own (the first one, eval_only)."""
         if not self.active:
             return
-        print(eval_line(iter_num, losses), flush=True)
+        print(eval_line(progress.iter_num, losses), flush=True)
         if record:
-            self.write(
-                {"iter": iter_num, "tokens": tokens, "val_loss": losses["val"], "train_eval_loss": losses["train"]}
-            )
+            row = {**self.progress_fields(progress), "lr": lr, "elapsed_s": round(progress.elapsed_s, 1)}
+            row["val_loss"], row["train_eval_loss"] = losses["val"], losses["train"]
+            self.write(row)
+            self.raise_alarms(self.alarms.update(row))
 
-    def step(
-        self, progress: "Progress", epoch: float, loss: float, lr: float, grad_norm: float, rates: dict, losses: dict
-    ) -> None:
-        """Log and print a training step: progress (a checkpoint.Progress), the epochs read, the mean
-        loss, learning rate and gradient norm, the throughput figures, and the evaluation losses
-        when it was evaluated."""
+    def step(self, progress: "Progress", loss: float, lr: float, grad_norm: float, rates: dict, losses: dict) -> None:
+        """Log and print a training step: progress (a checkpoint.Progress), the mean loss, learning
+        rate and gradient norm, the throughput figures, and the evaluation losses when it was
+        evaluated; then the alarms that first hold."""
         if not self.active:
             return
         record = {
-            "iter": progress.iter_num,
-            "tokens": progress.tokens_seen,
-            "epoch": round(epoch, 4),
+            **self.progress_fields(progress),
             "loss": loss,
             "lr": lr,
             **rates,
@@ -95,6 +265,7 @@ class RunLog:
             record["val_loss"], record["train_eval_loss"] = losses["val"], losses["train"]
         self.write(record)
         print(step_line(record), flush=True)
+        self.raise_alarms(self.alarms.update(record))
 
     def stopped(self, iter_num: int, out_dir: str) -> None:
         if self.active:
@@ -122,7 +293,9 @@ class RunLog:
 
 class Throughput:
     """Time per iteration between log lines, evaluation time left out, as ms, tokens/s and MFU;
-    and the run's wall time so far with the time left to max_iters at the pace so far (ETA)."""
+    and the run's wall time so far (every resumed part included) with the time left to max_iters
+    at this part's pace (ETA). progress: the run's checkpoint.Progress, read for the iteration;
+    each lap stores the wall time in its elapsed_s, which checkpoints carry."""
 
     def __init__(
         self,
@@ -130,14 +303,15 @@ class Throughput:
         flops_per_token: int,
         peak_flops: float | None,
         world_size: int,
-        iter_num: int = 0,
+        progress: "Progress",
         max_iters: int = 0,
         clock: Callable[[], float] = time.time,
     ):
         self.tokens_per_iter, self.flops_per_token = tokens_per_iter, flops_per_token
         self.peak_flops, self.world_size, self.clock = peak_flops, world_size, clock
-        self.start, self.iter_num = clock(), iter_num
-        self.run_start, self.first_iter, self.max_iters = self.start, iter_num, max_iters
+        self.progress, self.elapsed_before = progress, progress.elapsed_s
+        self.start, self.iter_num = clock(), progress.iter_num
+        self.run_start, self.first_iter, self.max_iters = self.start, progress.iter_num, max_iters
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -145,19 +319,20 @@ class Throughput:
         yield
         self.start += self.clock() - t0
 
-    def lap(self, iter_num: int) -> dict:
-        now = self.clock()
+    def lap(self) -> dict:
+        now, iter_num = self.clock(), self.progress.iter_num
         seconds = (now - self.start) / max(1, iter_num - self.iter_num)
         self.start, self.iter_num = now, iter_num
         tok_per_s = self.tokens_per_iter / seconds
         mfu = accounting.mfu(self.flops_per_token, tok_per_s / self.world_size, self.peak_flops)
         elapsed = now - self.run_start
         eta = elapsed / max(1, iter_num - self.first_iter) * max(0, self.max_iters - iter_num)
+        self.progress.elapsed_s = self.elapsed_before + elapsed
         return {
             "ms": round(seconds * 1000, 2),
             "tok_per_s": round(tok_per_s, 1),
             "mfu": mfu,
-            "elapsed_s": round(elapsed, 1),
+            "elapsed_s": round(self.progress.elapsed_s, 1),
             "eta_s": round(eta, 1),
         }
 
@@ -190,18 +365,11 @@ def step_line(record: dict) -> str:
     )
 
 
-def epoch_report(data_dir: str, train_tokens: int, val_tokens: int, tokens_per_iter: int, max_iters: int) -> list[str]:
-    """The data line printed at start, and a warning when the run reads the train split more than once."""
+def data_line(data_dir: str, train_tokens: int, val_tokens: int, tokens_per_iter: int, max_iters: int) -> str:
+    """The data line printed at start: the splits, and the tokens and epochs the run will read
+    (the epochs_planned alarm says when that is too many)."""
     total = tokens_per_iter * max_iters
-    epochs = total / train_tokens
-    lines = [
+    return (
         f"data: {data_dir}: {train_tokens:,} train / {val_tokens:,} val tokens; {tokens_per_iter:,} tokens per "
-        f"iteration x {max_iters:,} iterations = {total:,} tokens = {epochs:.2f} epochs"
-    ]
-    if epochs > 1:
-        lines.append(
-            f"WARNING: this run reads the train split {epochs:.1f} times over; past one epoch val loss "
-            f"plateaus and the model memorises. Fix: prepare more tokens (at least {total:,}), or set "
-            f"max_iters <= {train_tokens // tokens_per_iter:,} to stay within one epoch."
-        )
-    return lines
+        f"iteration x {max_iters:,} iterations = {total:,} tokens = {total / train_tokens:.2f} epochs"
+    )

@@ -48,6 +48,20 @@ class TrainSettings:
     wandb_log: bool = setting(False, "log metrics to Weights & Biases")
     wandb_project: str = setting("fitgpt", "wandb project")
     wandb_run_name: str = setting("run", "wandb run name")
+    # alarms: each printed once, when it first holds, and recorded in metrics.jsonl (fitgpt/alarms.py)
+    alarm_epochs: float = setting(
+        1.0, "alarm when the run plans more epochs than this, and at each epoch boundary from there; 0: off", min=0.0
+    )
+    patience: int = setting(5, "plateau alarm: evaluations without a val loss improvement; 0: off", min=0)
+    min_delta: float = setting(0.0, "an evaluation improves on the best val loss only by more than this", min=0.0)
+    early_stop: bool = setting(False, "stop, saving a checkpoint, while the plateau alarm holds")
+    overfit_evals: int = setting(
+        3, "overfitting alarm: the val-train gap widened at this many evaluations in a row; 0: off", min=0
+    )
+    overfit_gap: float = setting(0.05, "... and by at least this much in all", min=0.0)
+    rise_evals: int = setting(
+        2, "alarm: val loss rose at this many evaluations in a row with lr above half its peak; 0: off", min=0
+    )
     # data
     dataset: str = setting("fineweb", "dataset folder name under data/")
     data_dir: str = setting("", "dataset folder; empty means data/<dataset>")
@@ -110,6 +124,11 @@ class TrainSettings:
 
     def __post_init__(self):
         check_fields(self)
+
+    @property
+    def tokens_per_iter(self) -> int:
+        """Tokens per optimizer step, over all ranks."""
+        return self.gradient_accumulation_steps * self.batch_size * self.block_size
 
 
 @dataclass

@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import torch
+from tqdm import tqdm
 
 from fitgpt.distributed import Distributed, local_norm, sum_over_ranks
 from fitgpt.errors import RunFailure
 from fitgpt.runtime import peak_memory_gib
+from fitgpt.settings import TrainSettings
 
 
 def get_lr(
@@ -29,6 +31,11 @@ def get_lr(
         return min_lr
     progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+
+
+def lr_schedule(s: TrainSettings) -> Callable[[int], float]:
+    """The learning rate at each iteration of a run with these settings."""
+    return lambda it: get_lr(it, s.learning_rate, s.warmup_iters, s.lr_decay_iters, s.min_lr, s.decay_lr)
 
 
 def make_optimizer(
@@ -80,14 +87,17 @@ def estimate_loss(
 ) -> dict:
     """Mean loss over the first eval_iters batches of each loader's stream, shared out over the
     ranks (rank r evaluates batches r, r+W, ...) and summed, so it is the same on any number of
-    ranks; loaders restart from their seed, so every evaluation sees the same batches."""
+    ranks; loaders restart from their seed, so every evaluation sees the same batches. Rank 0
+    shows a progress bar on a terminal once a split takes more than 2 s."""
     was_training = model.training
     model.eval()
     sums = []
-    for loader in loaders.values():
+    for split, loader in loaders.items():
         loader.reset()
         total = 0.0
-        for _ in range(len(range(dist.rank, eval_iters, dist.world_size))):
+        mine = range(len(range(dist.rank, eval_iters, dist.world_size)))
+        quiet = None if dist.master else True  # None: quiet unless stderr is a terminal
+        for _ in tqdm(mine, f"eval {split}", leave=False, unit="batch", delay=2, disable=quiet):
             x, y = loader.next_batch()
             with ctx:
                 total += model(x, y)[1].item()

@@ -21,6 +21,7 @@ import sample
 import train
 from conftest import ROOT, TEXT, as_args, cli, tiny_settings
 from fitgpt import checkpoint, loader
+from fitgpt.checkpoint import Progress
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.hf import load_hf
 from fitgpt.metrics import Throughput, duration
@@ -136,7 +137,7 @@ def test_failed_save_is_one_line_and_keeps_the_last_checkpoint(char_dataset, tmp
     assert code == 1 and len(stderr.splitlines()) == 1
     assert stderr.startswith(f"error: could not write a checkpoint in {out} (torch.save failed: {TORCH_DISK_FULL}; ")
     assert " free there); " in stderr and f"{out}/ckpt.pt is intact; free disk space" in stderr
-    assert sorted(os.listdir(out)) == ["ckpt.pt", "metrics.jsonl"]  # no partial file
+    assert sorted(os.listdir(out)) == ["ckpt.pt", "config.json", "metrics.jsonl"]  # no partial file
     monkeypatch.undo()
     assert checkpoint.load_checkpoint(str(out / "ckpt.pt"))["iter_num"] == 10
 
@@ -196,21 +197,24 @@ def test_small_corpus_gets_both_splits_and_a_degenerate_one_says_what_to_change(
 
 def test_eta_and_elapsed_from_an_injected_clock():
     now = [1000.0]
+    progress = Progress(iter_num=100, elapsed_s=60.0)  # resumed after 60 s of training
     rates = Throughput(
         tokens_per_iter=512,
         flops_per_token=10**6,
         peak_flops=1e9,
         world_size=1,
-        iter_num=100,
+        progress=progress,
         max_iters=500,
         clock=lambda: now[0],
     )
     now[0] += 10.0  # 10 iterations in 10 s ...
     with rates.paused():
         now[0] += 5.0  # ... and an evaluation of 5 s, which ms/iter and tokens/s leave out
-    figures = rates.lap(110)
+    progress.iter_num = 110
+    figures = rates.lap()
     assert figures["ms"] == 1000.0 and figures["tok_per_s"] == 512.0 and figures["mfu"] == pytest.approx(0.512)
-    assert figures["elapsed_s"] == 15.0 and figures["eta_s"] == 15.0 / 10 * 390  # the pace so far, evals included
+    assert figures["eta_s"] == 15.0 / 10 * 390  # this part's pace so far, evals included
+    assert figures["elapsed_s"] == progress.elapsed_s == 75.0  # the wall clock goes on across a resume
     assert [duration(s) for s in (45, 185, 2 * 3600 + 14 * 60, 3 * 86400 + 4 * 3600)] == [
         "45s",
         "3m 05s",

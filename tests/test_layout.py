@@ -58,8 +58,9 @@ def test_the_package_imports_only_the_ground_floor_from_the_root():
     }
 
 
-def test_accounting_and_settings_load_without_torch():
-    code = "import sys, fitgpt.accounting, fitgpt.settings; assert 'torch' not in sys.modules, 'torch imported'"
+def test_torch_free_modules_load_without_torch():
+    modules = "fitgpt.accounting, fitgpt.settings, fitgpt.alarms, fitgpt.metrics, fitgpt.runs, plot"
+    code = f"import sys, {modules}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
@@ -80,6 +81,7 @@ def test_settings_help(script, capsys):
     "script",
     [
         "bench.py",
+        "plot.py",
         "data/fineweb/prepare.py",
         "data/text/prepare.py",
         "data/tinystories/prepare.py",

@@ -119,7 +119,7 @@ def test_help_lists_settings(capsys):
     )
 
 
-def test_epoch_accounting_warns_past_one_epoch(shakespeare_text, tmp_path, capsys):
+def test_epoch_alarms_once_each_across_a_resume(shakespeare_text, tmp_path, capsys):
     sys.path.insert(0, "data/shakespeare_char")
     try:
         from prepare import prepare
@@ -128,14 +128,29 @@ def test_epoch_accounting_warns_past_one_epoch(shakespeare_text, tmp_path, capsy
     data = str(tmp_path / "small")
     prepare(shakespeare_text[:5000], data)
     out = str(tmp_path / "run")
-    train.run(tiny_settings(data_dir=data, out_dir=out))
+    train.run(tiny_settings(data_dir=data, out_dir=out, max_iters=10))
     stdout = capsys.readouterr().out
     assert (
-        "4,500 train / 500 val tokens; 512 tokens per iteration x 20 iterations = 10,240 tokens = 2.28 epochs" in stdout
+        "4,500 train / 500 val tokens; 512 tokens per iteration x 10 iterations = 5,120 tokens = 1.14 epochs" in stdout
     )
-    assert "WARNING: this run reads the train split 2.3 times over" in stdout
-    assert "max_iters <= 8" in stdout
-    epochs = [r["epoch"] for r in read_metrics(out) if "epoch" in r]
+    assert (
+        "ALARM epochs_planned at iteration 0: this run reads the train split 1.1 times over (5,120 tokens planned, "
+        "4,500 in the split); past one epoch val loss plateaus and the model memorises. Usual fix: more or "
+        "deduplicated data (at least 5,120 tokens), or fewer iterations (max_iters <= 8 stays within one epoch)"
+    ) in stdout
+    assert "ALARM epoch_1 at iteration 10: epoch 1 done: 5,120 tokens seen" in stdout
+
+    train.run(tiny_settings(data_dir=data, out_dir=out, init_from="resume", max_iters=20), {"max_iters": 20})
+    stdout = capsys.readouterr().out
+    assert "epochs_planned" not in stdout and "epoch_1" not in stdout  # raised before the checkpoint
+    assert "ALARM epoch_2 at iteration 20: epoch 2 done: 10,240 tokens seen, 2 passes over the train split" in stdout
+    records = read_metrics(out)
+    assert [(r["iter"], r["alarm"]) for r in records if "alarm" in r] == [
+        (0, "epochs_planned"),
+        (10, "epoch_1"),
+        (20, "epoch_2"),
+    ]
+    epochs = [r["epoch"] for r in records if "loss" in r]
     assert epochs[-1] == pytest.approx(10240 / 4500, abs=1e-3) and epochs == sorted(epochs)
 
 

@@ -23,21 +23,13 @@ WARMUP_TOKENS = 375e6  # GPT-3's warmup, which nanoGPT's 715 iterations x 0.5M t
 # GPT-3's learning rates by size (Brown et al. 2020, table 2.1), interpolated in log-log
 GPT3_LR = ((125e6, 6e-4), (350e6, 3e-4), (760e6, 2.5e-4), (1.3e9, 2e-4), (2.7e9, 1.6e-4), (6.7e9, 1.2e-4), (13e9, 1e-4))
 # the shapes the search tries: (n_layer, n_embd, n_head), ~16M to ~13B parameters at GPT-2's vocabulary
+# fmt: off
 SHAPES = (
-    (4, 256, 4),
-    (6, 384, 6),
-    (8, 512, 8),
-    (12, 768, 12),
-    (16, 1024, 16),
-    (24, 1024, 16),
-    (24, 1280, 20),
-    (36, 1280, 20),
-    (48, 1600, 25),
-    (32, 2560, 32),
-    (48, 2560, 32),
-    (32, 4096, 32),
-    (40, 5120, 40),
+    (4, 256, 4), (6, 384, 6), (8, 512, 8), (12, 768, 12), (16, 1024, 16),
+    (24, 1024, 16), (24, 1280, 20), (36, 1280, 20), (48, 1600, 25),
+    (32, 2560, 32), (48, 2560, 32), (32, 4096, 32), (40, 5120, 40),
 )
+# fmt: on
 ARCHS = {"gpt2": dict(bias=False), "llama": dict(bias=False, pos_emb="rope", norm="rmsnorm", mlp="swiglu")}
 
 

@@ -151,9 +151,7 @@ class BenchSettings(TrainSettings):
 class SampleSettings:
     out_dir: str = setting("out", "folder holding ckpt.pt")
     init_from: str = setting("", "a llama2.c .bin file (v0 or v1, e.g. stories15M.bin) to sample instead of ckpt.pt")
-    tokenizer: str = setting(
-        "", "with init_from: a SentencePiece .model file (llama2.c's tokenizer.model) or a dataset folder"
-    )
+    tokenizer: str = setting("", "with init_from: llama2.c's tokenizer.model, or a dataset folder")
     start: str = setting("\n", "prompt text, or FILE:path to read it from a file")
     num_samples: int = setting(3, "samples to draw", min=1)
     max_new_tokens: int = setting(500, "tokens to generate per sample", min=1)
@@ -174,9 +172,7 @@ class SampleSettings:
 class ExportSettings:
     out_dir: str = setting("out", "folder holding ckpt.pt")
     hf_dir: str = setting("", "where to write the Hugging Face folder; empty means out_dir/hf")
-    llama2c: str = setting(
-        "", "write llama2.c's model.bin here (v0, what run.c reads) and tokenizer.bin beside it, not a HF folder"
-    )
+    llama2c: str = setting("", "write llama2.c's model.bin (v0, for run.c) and tokenizer.bin here, not a HF folder")
 
     def __post_init__(self):
         check_fields(self)

@@ -21,15 +21,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt.corpus import (
-    add_writer_arguments,
-    dataset_texts,
-    expand,
-    iter_documents,
-    require_train_tokens,
-    val_tokens_for,
-    write_dataset,
-)
+from fitgpt import corpus
 from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, exit_on_error
 from fitgpt.tokenization import GPT2_META
@@ -46,7 +38,7 @@ def hub_documents(dataset, subset):
     from datasets import load_dataset
 
     ds = load_dataset(REPOS[dataset], name=subset, split="train", streaming=True)
-    return dataset_texts(ds, "text", f"{REPOS[dataset]} ({subset})")
+    return corpus.dataset_texts(ds, "text", f"{REPOS[dataset]} ({subset})")
 
 
 def prepare(
@@ -66,14 +58,17 @@ def prepare(
     name = dataset.replace("-", "_")
     out_dir = out_dir or default_out_dir(dataset)
     if local:
-        files = expand(local)
-        docs, val_tokens = iter_documents(files, text_field), val_tokens_for(files, shard_tokens, text_field)
+        files = corpus.expand(local)
+        docs, val_tokens = (
+            corpus.iter_documents(files, text_field),
+            corpus.val_tokens_for(files, shard_tokens, text_field),
+        )
     else:
         docs, val_tokens = hub_documents(dataset, subset), shard_tokens
-    shards, tokens = write_dataset(
+    shards, tokens = corpus.write_dataset(
         docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=val_tokens, max_tokens=max_tokens, num_proc=num_proc
     )
-    require_train_tokens(
+    corpus.require_train_tokens(
         out_dir, name, tokens, val_tokens, "pass a smaller --shard-tokens (the val split is one shard)"
     )
     return shards, tokens
@@ -90,7 +85,7 @@ def main(argv=None):
     parser.add_argument("--local", nargs="+", metavar="FILES", help="read these files (globs) instead of the Hub")
     parser.add_argument("--text-field", default="text", help="record field holding the text (--local jsonl/parquet)")
     parser.add_argument("--out_dir", help="default: data/fineweb or data/fineweb_edu")
-    add_writer_arguments(parser)
+    corpus.add_writer_arguments(parser)
     args = parser.parse_args(argv)
     shards, tokens = prepare(**vars(args))  # the options are named as prepare's parameters
     print(f"{tokens:,} tokens in {shards} shards in {args.out_dir or default_out_dir(args.dataset)}")

@@ -27,16 +27,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt.corpus import (
-    add_vocabulary_arguments,
-    add_writer_arguments,
-    dataset_vocabulary,
-    expand,
-    iter_documents,
-    require_train_tokens,
-    val_tokens_for,
-    write_dataset,
-)
+from fitgpt import corpus
 from fitgpt.errors import ConfigError, exit_on_error
 
 
@@ -59,13 +50,13 @@ def prepare(
     Returns (shards, tokens)."""
     if val_tokens is not None and val_tokens < 1:
         raise ConfigError(f"--val-tokens must be at least 1, got {val_tokens}")
-    files = expand(inputs)
-    val_tokens = val_tokens or val_tokens_for(files, 1_000_000, text_field)
-    model_file, meta = dataset_vocabulary(
-        out_dir, tokenizer_model, vocab_size, lambda: iter_documents(files, text_field), vocab_chars
+    files = corpus.expand(inputs)
+    val_tokens = val_tokens or corpus.val_tokens_for(files, 1_000_000, text_field)
+    model_file, meta = corpus.dataset_vocabulary(
+        out_dir, tokenizer_model, vocab_size, lambda: corpus.iter_documents(files, text_field), vocab_chars
     )
-    shards, tokens = write_dataset(
-        iter_documents(files, text_field),
+    shards, tokens = corpus.write_dataset(
+        corpus.iter_documents(files, text_field),
         out_dir,
         name,
         meta,
@@ -75,7 +66,7 @@ def prepare(
         model_file=model_file,
         num_proc=num_proc,
     )
-    require_train_tokens(out_dir, name, tokens, val_tokens, "pass a smaller --val-tokens")
+    corpus.require_train_tokens(out_dir, name, tokens, val_tokens, "pass a smaller --val-tokens")
     return shards, tokens
 
 
@@ -88,11 +79,11 @@ def main(argv=None):
     parser.add_argument(
         "--val-tokens", type=int, help="the first tokens, held out (default 1M, a tenth of a small corpus)"
     )
-    add_vocabulary_arguments(parser, "the first --vocab-chars characters")
+    corpus.add_vocabulary_arguments(parser, "the first --vocab-chars characters")
     parser.add_argument(
         "--vocab-chars", type=lambda s: int(float(s)), default=100_000_000, help="text the vocabulary is learnt from"
     )
-    add_writer_arguments(parser)
+    corpus.add_writer_arguments(parser)
     args = parser.parse_args(argv)
     args.out_dir = args.out_dir or os.path.join(HERE, "..", args.name)
     shards, tokens = prepare(**vars(args))  # the options are named as prepare's parameters

@@ -31,15 +31,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt.corpus import (
-    add_vocabulary_arguments,
-    add_writer_arguments,
-    dataset_texts,
-    dataset_vocabulary,
-    expand,
-    iter_documents,
-    write_dataset,
-)
+from fitgpt import corpus
 from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, DataError, exit_on_error
 
@@ -53,9 +45,9 @@ def stories(files, text_field, split):
         require_hub(f"{HUB} ({split})", "offline, pass --local 'TinyStories_all_data/data*.json' (llama2.c's files)")
         from datasets import load_dataset
 
-        docs = dataset_texts(load_dataset(HUB, split=split, streaming=True), "text", f"{HUB} ({split})")
+        docs = corpus.dataset_texts(load_dataset(HUB, split=split, streaming=True), "text", f"{HUB} ({split})")
     else:
-        docs = iter_documents(files, text_field)
+        docs = corpus.iter_documents(files, text_field)
     return (story.strip() for story in docs)
 
 
@@ -76,14 +68,14 @@ def prepare(
     if local_val and not local:
         raise ConfigError("--local-val needs --local (the training files)")
     if local:
-        train_files = expand(local)
-        val_files = expand(local_val) if local_val else train_files[:1]
+        train_files = corpus.expand(local)
+        val_files = corpus.expand(local_val) if local_val else train_files[:1]
         train_files = [f for f in train_files if f not in val_files]
         if not train_files:
             raise ConfigError(
                 "--local: no training files left once the validation file is set aside; give more files or --local-val"
             )
-    model_file, meta = dataset_vocabulary(
+    model_file, meta = corpus.dataset_vocabulary(
         out_dir,
         tokenizer_model,
         vocab_size,
@@ -92,10 +84,10 @@ def prepare(
     common = dict(
         out_dir=out_dir, name=NAME, meta=meta, shard_tokens=shard_tokens, model_file=model_file, num_proc=num_proc
     )
-    first_train, val_tokens = write_dataset(
+    first_train, val_tokens = corpus.write_dataset(
         stories(val_files, text_field, "validation"), val_tokens=math.inf, desc="val", **common
     )
-    shards, train_tokens = write_dataset(
+    shards, train_tokens = corpus.write_dataset(
         stories(train_files, text_field, "train"), first_index=first_train, desc="train", **common
     )
     for split, tokens in (("validation", val_tokens), ("training", train_tokens)):
@@ -111,10 +103,10 @@ def main(argv=None):
         "--local-val", nargs="+", metavar="FILES", help="validation files (default: the first --local file)"
     )
     parser.add_argument("--text-field", default="story", help="record field holding the story (--local)")
-    add_vocabulary_arguments(parser, "the first --vocab-stories training stories")
+    corpus.add_vocabulary_arguments(parser, "the first --vocab-stories training stories")
     parser.add_argument("--vocab-stories", type=int, default=200_000, help="stories the vocabulary is learnt from")
     parser.add_argument("--out_dir", default=HERE)
-    add_writer_arguments(parser, max_tokens=False)
+    corpus.add_writer_arguments(parser, max_tokens=False)
     args = parser.parse_args(argv)
     shards, tokens = prepare(**vars(args))  # the options are named as prepare's parameters
     print(f"{tokens:,} tokens in {shards} shards in {args.out_dir}")

@@ -7,6 +7,8 @@ Evaluate a run (train.py's defaults where no config is given; any train.py setti
 Choose a model for a GPU and your tokens (or --data DIR to count a dataset's):
     python plan.py --gpu mi300x --tokens 14.6e9 --hours 72 --write config/fineweb_mi300x_72h.py
     python plan.py --gpu rtx4090 --tokens 10e9 --arch llama
+Or for a time budget alone, with as much fresh data as the time can use:
+    python plan.py --gpu mi300x --hours 72
 
 Memory is the predicted peak of a training step (torch.cuda.max_memory_allocated, from
 fitgpt/accounting.py: within 3 % of the GPU peaks it was fitted to); "fits" leaves 1 GiB for
@@ -122,8 +124,10 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
 def search(args: argparse.Namespace, device: planner.Device) -> dict:
     unique, meta = dataset_facts(args.data) if args.data else (None, None)
     unique = int(args.tokens) if args.tokens else unique
-    if not unique:
+    if args.data and not unique:
         raise ConfigError(f"--data {args.data}: no train shards there; prepare it first or give --tokens")
+    if args.write and not unique:
+        raise ConfigError("--write needs --tokens or --data: the config it writes is sized to your data")
     vocab = dataset_vocab_size(meta)
     candidates = [
         c
@@ -138,7 +142,8 @@ def search(args: argparse.Namespace, device: planner.Device) -> dict:
         print(json.dumps(result, indent=1))
         return result
     print(
-        f"{args.gpus} x {device.name}; {unique / 1e9:.3g}B tokens; {args.arch} blocks; "
+        f"{args.gpus} x {device.name}; {f'{unique / 1e9:.3g}B tokens' if unique else 'data not limited'}; "
+        f"{args.arch} blocks; "
         f"{f'{args.hours:g} h; ' if args.hours else ''}MFU {100 * args.mfu:.0f}% assumed"
     )
     print(
@@ -149,9 +154,10 @@ def search(args: argparse.Namespace, device: planner.Device) -> dict:
         mark = " <" if c is best else ""
         micro = f"{c.batch_size}x{c.gradient_accumulation_steps}" + ("+ckpt" if c.activation_checkpointing else "")
         micro += "+fsdp" if c.parallelism == "fsdp" else ""
+        epochs = f"{c.epochs:.2f}" if c.epochs else "-"
         print(
             f"{c.params / 1e6:7,.0f}M {f'{c.n_layer}L/{c.n_embd}/{c.n_head}h':>13} {micro:>13} "
-            f"{c.peak_memory_gib:8.1f} {c.total_tokens / 1e9:7.1f}B {c.epochs:6.2f} {c.tokens_per_param:9.1f} "
+            f"{c.peak_memory_gib:8.1f} {c.total_tokens / 1e9:7.1f}B {epochs:>6} {c.tokens_per_param:9.1f} "
             f"{c.hours:8.1f} {c.predicted_loss:5.2f}{mark}"
         )
     print(
@@ -226,7 +232,7 @@ def main(argv: list[str]) -> dict:
     if args.gpus < 1 or not 0 < args.mfu <= 1:
         raise ConfigError("--gpus must be at least 1 and --mfu in (0, 1]")
     has_config = any(not a.startswith("--") for a in rest)
-    if (args.tokens or args.data) and not has_config and not rest:
+    if (args.tokens or args.data or args.hours) and not has_config and not rest:
         return search(args, device)
     return evaluate(args, rest, device)
 

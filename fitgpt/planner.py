@@ -235,7 +235,7 @@ def candidate(
     arch: str,
     vocab_size: int,
     device: Device,
-    unique_tokens: int,
+    unique_tokens: int | None,
     hours: float | None,
     gpus: int,
     mfu: float,
@@ -277,7 +277,7 @@ def candidate(
     )
 
 
-def recommend(candidates: list[RunPlan], unique_tokens: int, hours: float | None) -> tuple[RunPlan, str]:
+def recommend(candidates: list[RunPlan], unique_tokens: int | None, hours: float | None) -> tuple[RunPlan, str]:
     """The run to choose, and why. With a time budget: the lowest predicted loss in that time
     (model size against tokens, repeats discounted). Without: the compute-optimal model for the
     data, the largest whose 20 tokens per parameter fit in one epoch."""
@@ -286,8 +286,9 @@ def recommend(candidates: list[RunPlan], unique_tokens: int, hours: float | None
     if hours:
         best = min(candidates, key=lambda c: c.predicted_loss)
         why = (
-            f"lowest predicted loss in {hours:g} h: {best.total_tokens / 1e9:.1f}B tokens "
-            f"({best.epochs:.2f} epochs of your data, {best.tokens_per_param:.0f} tokens per parameter)"
+            f"lowest predicted loss in {hours:g} h: {best.total_tokens / 1e9:.1f}B tokens ("
+            + (f"{best.epochs:.2f} epochs of your data, " if best.epochs else "")
+            + f"{best.tokens_per_param:.0f} tokens per parameter)"
         )
     else:
         one_epoch = [c for c in candidates if c.total_tokens <= unique_tokens]

@@ -78,6 +78,12 @@ def test_search_recommends_the_compute_optimal_model_or_the_best_in_the_time(cap
     assert timed["predicted_loss"] == min(c["predicted_loss"] for c in timed["candidates"])
     assert all(abs(c["hours"] - 72) < 0.1 for c in timed["candidates"])
     assert "lowest predicted loss in 72 h" in timed["recommendation"]
+    # a time budget alone: fresh data assumed, so no repeat discount and every loss at most the above
+    unlimited = json.loads(run_plan(capsys, "--gpu", "mi300x", "--hours", "72", "--json"))
+    assert unlimited["epochs"] is None and abs(unlimited["hours"] - 72) < 0.1
+    losses = {c["params"]: c["predicted_loss"] for c in timed["candidates"]}
+    assert all(c["predicted_loss"] <= losses[c["params"]] for c in unlimited["candidates"])
+    assert unlimited["predicted_loss"] == min(c["predicted_loss"] for c in unlimited["candidates"])
 
 
 def test_plan_needs_no_torch_and_refuses_unknown_gpus(capsys):

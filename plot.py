@@ -1,8 +1,9 @@
 """
 Loss curves of several runs on one chart, against tokens (so that runs of different batch sizes
 compare), iterations, training FLOPs or wall time: val loss with dots, train loss faint, the
-learning rate in a panel below, a dashed line where each run finished one epoch and a cross at
-each other alarm it raised; then a table of the runs (final and best val loss, tokens, epochs, alarms).
+learning rate in a panel below (HellaSwag acc_norm between them when a run scored it), a dashed
+line where each run finished one epoch and a cross at each other alarm it raised; then a table of
+the runs (final and best val loss, tokens, epochs, alarms).
     python plot.py out-small out-large                      # writes loss.png
     python plot.py out-* --x flops --log-x --smooth 5 --out runs.svg
 Reads each folder's config.json and metrics.jsonl only (runs still being written too), without
@@ -61,9 +62,17 @@ def draw(runs: list[Run], axis: str, log_x: bool, smooth: int, out: str) -> None
         pairs = [(x / scale, y) for x, y in zip(xs, ys) if x > 0 or not log_x]  # 0 has no place on a log axis
         return [x for x, _ in pairs], [y for _, y in pairs]
 
-    fig, (loss_ax, lr_ax) = plt.subplots(
-        2, 1, sharex=True, figsize=FIGSIZE, dpi=DPI, height_ratios=(3, 1), layout="constrained"
+    scored = any(run.rows("hellaswag_acc_norm") for run in runs)  # a HellaSwag panel only when there are scores
+    fig, axes = plt.subplots(
+        3 if scored else 2,
+        1,
+        sharex=True,
+        figsize=FIGSIZE,
+        dpi=DPI,
+        height_ratios=(3, 1, 1)[: 3 if scored else 2],
+        layout="constrained",
     )
+    loss_ax, lr_ax = axes[0], axes[-1]
     handles, marked = [], False
     for i, run in enumerate(runs):
         color = f"C{i % 10}"
@@ -72,9 +81,11 @@ def draw(runs: list[Run], axis: str, log_x: bool, smooth: int, out: str) -> None
         xs, val = run.series(axis, "val_loss")
         loss_ax.plot(*visible(xs, val), color=color, marker="o", ms=4, lw=1.8)
         lr_ax.plot(*visible(*run.series(axis, "lr")), color=color, lw=1.5)
+        if scored:
+            axes[1].plot(*visible(*run.series(axis, "hellaswag_acc_norm")), color=color, marker="s", ms=4, lw=1.5)
         crossing = run.epoch_crossing(axis)
         if crossing is not None and (crossing > 0 or not log_x):
-            for ax in (loss_ax, lr_ax):
+            for ax in axes:
                 ax.axvline(crossing / scale, color=color, ls="--", lw=1, alpha=0.8)
         for alarm in run.alarms():
             x = run.x_at_iter(axis, alarm["iter"])
@@ -98,6 +109,10 @@ def draw(runs: list[Run], axis: str, log_x: bool, smooth: int, out: str) -> None
     loss_ax.legend(handles=handles, loc="upper right", fontsize=9)
     loss_ax.set_ylabel("loss")
     loss_ax.grid(alpha=0.3)
+    if scored:
+        axes[1].axhline(0.25, color="gray", ls=":", lw=1)  # chance: one of 4 endings
+        axes[1].set_ylabel("HellaSwag acc_norm")
+        axes[1].grid(alpha=0.3)
     lr_ax.set_ylabel("learning rate")
     lr_ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: short_float(y) if y else "0"))
     lr_ax.grid(alpha=0.3)

@@ -40,6 +40,9 @@ early_stop = False  # stop, saving a checkpoint, while the plateau alarm holds
 overfit_evals = 3  # overfitting alarm: the val-train gap widened at this many evaluations in a row ...
 overfit_gap = 0.05  # ... and by at least this much in all
 rise_evals = 2  # alarm: val loss rose at this many evaluations in a row while lr is above half its peak
+hellaswag_interval = 0  # score HellaSwag (evaluate.py's scorer) every this many iterations and at the end; 0: off
+hellaswag_limit = 0  # score only the first N items during training; 0: all 10,042
+hellaswag_file = ""  # a local hellaswag_val.jsonl; empty: data/hellaswag/'s, downloaded once
 # data
 dataset = "fineweb"
 data_dir = ""  # empty means data/<dataset> beside this file
@@ -103,7 +106,7 @@ import os
 import torch
 
 import configurator
-from fitgpt import accounting, distributed
+from fitgpt import accounting, distributed, hellaswag
 from fitgpt.architecture import GPTConfig
 from fitgpt.checkpoint import (
     Progress,
@@ -120,7 +123,7 @@ from fitgpt.planner import startup_summary
 from fitgpt.runtime import device_name, free_memory, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
-from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size
+from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size, get_tokenizer
 from fitgpt.training import (
     NonFiniteGuard,
     StopRequest,
@@ -217,6 +220,10 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist)
     guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
     lr_at = lr_schedule(s)
+    hellaswag_items = None
+    if s.hellaswag_interval:  # read and tokenized once: a missing file fails now, not hours in
+        items = hellaswag.read_items(hellaswag.locate(s.hellaswag_file))
+        hellaswag_items = hellaswag.encode_items(items[: s.hellaswag_limit or None], get_tokenizer(meta, data_dir))
 
     def evaluate(record: bool = False) -> dict:  # over all ranks: every rank takes the same decisions
         losses = estimate_loss(step_model, eval_loaders, s.eval_iters, ctx, dist, device)
@@ -259,6 +266,9 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
                 log.stopped(progress.iter_num, s.out_dir)
                 break
             last = progress.iter_num == s.max_iters
+            if hellaswag_items and (progress.iter_num % s.hellaswag_interval == 0 or last):
+                with rates.paused():  # the plain model: compiled, every item length would recompile
+                    log.hellaswag(progress, hellaswag.evaluate(model, hellaswag_items, ctx, device, dist))
             due = progress.iter_num % (s.ckpt_interval or s.eval_interval) == 0 or last
             if due and (s.always_save_checkpoint or improved):
                 checkpoints.save(model, optimizer, scaler, progress, train_loader, "final" if last else "periodic")

@@ -8,7 +8,9 @@ metrics.jsonl rows: a step has iter, tokens, flops (so far), epoch, loss, lr, ms
 elapsed_s (wall time since the run started, every resumed part included), eta_s, grad_norm,
 skipped, and val_loss with train_eval_loss when it was evaluated; the evaluation before the first
 step has iter, tokens, flops, epoch, lr, elapsed_s, val_loss, train_eval_loss; an alarm has iter,
-tokens, alarm (its name) and message.
+tokens, alarm (its name) and message; a HellaSwag score (train.py's hellaswag_interval, or
+evaluate.py afterwards) has iter, tokens, hellaswag_items, hellaswag_acc, hellaswag_acc_norm and
+their _stderr.
 """
 
 import dataclasses
@@ -147,8 +149,13 @@ class MetricsLog:
             os.remove(path)
 
     def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_record(self.path, record)
+
+
+def append_record(path: str, record: dict) -> None:
+    """Add one row to a metrics.jsonl (evaluate.py adds its results to a finished run's)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 class WandbRun:
@@ -267,6 +274,12 @@ class RunLog:
         print(step_line(record), flush=True)
         self.raise_alarms(self.alarms.update(record))
 
+    def hellaswag(self, progress: "Progress", result: dict) -> None:
+        """Print and log a HellaSwag result (fitgpt/hellaswag.py)."""
+        if self.active:
+            print(f"iter {progress.iter_num}: {hellaswag_line(result)}", flush=True)
+            self.write({**self.progress_fields(progress), **hellaswag_fields(result)})
+
     def stopped(self, iter_num: int, out_dir: str) -> None:
         if self.active:
             print(
@@ -354,6 +367,18 @@ def duration(seconds: float) -> str:
 
 def eval_line(iter_num: int, losses: dict) -> str:
     return f"iter {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+
+
+def hellaswag_line(result: dict) -> str:
+    return (
+        f"hellaswag: {result['items']:,} items: acc {result['acc']:.4f} ± {result['acc_stderr']:.4f}, "
+        f"acc_norm {result['acc_norm']:.4f} ± {result['acc_norm_stderr']:.4f}"
+    )
+
+
+def hellaswag_fields(result: dict) -> dict:
+    """A HellaSwag result as metrics.jsonl fields: hellaswag_acc, hellaswag_acc_norm, ..."""
+    return {f"hellaswag_{key}": value for key, value in result.items()}
 
 
 def step_line(record: dict) -> str:

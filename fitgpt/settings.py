@@ -62,6 +62,9 @@ class TrainSettings:
     rise_evals: int = setting(
         2, "alarm: val loss rose at this many evaluations in a row with lr above half its peak; 0: off", min=0
     )
+    hellaswag_interval: int = setting(0, "score HellaSwag every this many iterations and at the end; 0: off", min=0)
+    hellaswag_limit: int = setting(0, "score only the first N HellaSwag items during training; 0: all", min=0)
+    hellaswag_file: str = setting("", "a local hellaswag_val.jsonl; empty: data/hellaswag/'s, downloaded once")
     # data
     dataset: str = setting("fineweb", "dataset folder name under data/")
     data_dir: str = setting("", "dataset folder; empty means data/<dataset>")
@@ -163,6 +166,28 @@ class SampleSettings:
     seed: int = setting(1337, "random seed")
     device: str = setting("auto", "where to sample", choices=DEVICES, accept=is_cuda_index, accept_doc="or cuda:N")
     dtype: str = setting("auto", "auto: bf16 where supported, fp32 on CPU", choices=DTYPES)
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+@dataclass
+class EvaluateSettings:
+    out_dir: str = setting("out", "folder holding ckpt.pt; the result is added to its metrics.jsonl")
+    init_from: str = setting(
+        "",
+        "empty: out_dir's checkpoint",
+        choices=("", *HF_NAMES),
+        accept=is_existing_path,
+        accept_doc="or a local Hugging Face model folder (GPT-2 tokens)",
+    )
+    task: str = setting("hellaswag", "the benchmark", choices=("hellaswag",))
+    limit: int = setting(0, "score only the first N items; 0: all (10,042)", min=0)
+    hellaswag_file: str = setting("", "a local hellaswag_val.jsonl; empty: data/hellaswag/'s, downloaded once")
+    batch_items: int = setting(8, "items per forward pass (4 rows each)", min=1)
+    device: str = setting("auto", "where to evaluate", choices=DEVICES, accept=is_cuda_index, accept_doc="or cuda:N")
+    dtype: str = setting("auto", "auto: bf16 where supported, fp32 on CPU", choices=DTYPES)
+    backend: str = setting("nccl", "torch.distributed backend under torchrun on GPUs", choices=("nccl", "gloo"))
 
     def __post_init__(self):
         check_fields(self)

@@ -10,11 +10,12 @@ import sys
 
 import pytest
 
+import evaluate
 import export
 import sample
 import train
 from conftest import ROOT, cli, run_script
-from fitgpt.settings import ExportSettings, SampleSettings, TrainSettings
+from fitgpt.settings import EvaluateSettings, ExportSettings, SampleSettings, TrainSettings
 
 ENTRY_POINTS = {"train", "sample", "bench", "export", "plan", "plot", "sweep", "evaluate"}
 
@@ -64,13 +65,16 @@ def test_torch_free_modules_load_without_torch():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
-@pytest.mark.parametrize("script, schema", [(train, TrainSettings), (sample, SampleSettings), (export, ExportSettings)])
+@pytest.mark.parametrize(
+    "script, schema",
+    [(train, TrainSettings), (sample, SampleSettings), (export, ExportSettings), (evaluate, EvaluateSettings)],
+)
 def test_entry_point_globals_are_the_settings_defaults(script, schema):
     for field in dataclasses.fields(schema):
         assert getattr(script, field.name) == field.default, f"{script.__name__}.{field.name}"
 
 
-@pytest.mark.parametrize("script", [train, sample, export])
+@pytest.mark.parametrize("script", [train, sample, export, evaluate])
 def test_settings_help(script, capsys):
     code, stdout, _ = cli(script.main, ["--help"], capsys)
     assert code == 0 and "  --out_dir='out'  (str) " in stdout

@@ -180,3 +180,21 @@ def test_plot_reads_files_only_without_torch(tmp_path):
 def test_help(capsys):
     code, stdout, _ = cli(plot.main, ["--help"], capsys)
     assert code == 0 and "--x {tokens,iters,flops,time}" in stdout and "--log-x" in stdout and "--smooth N" in stdout
+
+
+def test_hellaswag_scores_get_their_own_panel(tmp_path, capsys, monkeypatch):
+    import matplotlib.figure
+
+    drawn = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, out: drawn.append(fig))
+    plain = synthetic_run(tmp_path / "plain")
+    scored = synthetic_run(tmp_path / "scored")
+    with open(os.path.join(scored, "metrics.jsonl"), "a") as f:
+        for it, acc in ((20, 0.26), (40, 0.27), (60, 0.29)):
+            f.write(json.dumps({"iter": it, "tokens": it * 512, "hellaswag_acc_norm": acc}) + "\n")
+    for runs in ([plain], [plain, scored]):
+        assert cli(plot.main, [*runs, "--out", tmp_path / "x.png"], capsys)[0] == 0
+    assert [len(fig.axes) for fig in drawn] == [2, 3]
+    panel = drawn[1].axes[1]
+    assert panel.get_ylabel() == "HellaSwag acc_norm"
+    assert [list(line.get_ydata()) for line in panel.get_lines() if len(line.get_ydata()) == 3] == [[0.26, 0.27, 0.29]]

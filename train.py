@@ -78,6 +78,8 @@ beta1 = 0.9
 beta2 = 0.95
 grad_clip = 1.0  # clip the gradient norm to this; 0 disables clipping
 decay_lr = True
+lr_schedule = "cosine"  # 'cosine' | 'linear' | 'wsd' (warmup, stable at the peak, then a linear decay)
+decay_frac = 0.2  # wsd: decay over this last fraction of lr_decay_iters
 warmup_iters = 700
 lr_decay_iters = 19073  # usually max_iters
 min_lr = 6e-5  # usually learning_rate / 10
@@ -129,7 +131,7 @@ from fitgpt.training import (
     StopRequest,
     estimate_loss,
     forward_backward,
-    lr_schedule,
+    learning_rates,
     make_optimizer,
     optimizer_step,
     out_of_memory_hint,
@@ -219,7 +221,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     log = RunLog(s, dist.master, config, progress)  # writes config.json, raises the alarms the plan holds
     checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist)
     guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
-    lr_at = lr_schedule(s)
+    lr_at = learning_rates(s)
     hellaswag_items = None
     if s.hellaswag_interval:  # read and tokenized once: a missing file fails now, not hours in
         items = hellaswag.read_items(hellaswag.locate(s.hellaswag_file))

@@ -103,7 +103,13 @@ class TrainSettings:
     beta1: float = setting(0.9, "AdamW beta1", min=0.0, max=0.9999)
     beta2: float = setting(0.95, "AdamW beta2", min=0.0, max=0.9999)
     grad_clip: float = setting(1.0, "clip the gradient norm to this; 0 disables clipping", min=0.0)
-    decay_lr: bool = setting(True, "warmup then cosine decay; False keeps learning_rate")
+    decay_lr: bool = setting(True, "warmup then decay (lr_schedule); False keeps learning_rate")
+    lr_schedule: str = setting(
+        "cosine",
+        "the decay: cosine, linear, or wsd (held at the peak, then linear)",
+        choices=("cosine", "wsd", "linear"),
+    )
+    decay_frac: float = setting(0.2, "wsd: decay over this last fraction of lr_decay_iters", above=0.0, max=1.0)
     warmup_iters: int = setting(700, "linear warmup steps", min=0)
     lr_decay_iters: int = setting(19073, "the cosine reaches min_lr here; usually max_iters", min=0)
     min_lr: float = setting(6e-5, "final learning rate; usually learning_rate / 10", min=0.0)

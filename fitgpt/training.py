@@ -20,22 +20,43 @@ from fitgpt.settings import TrainSettings
 
 
 def get_lr(
-    it: int, learning_rate: float, warmup_iters: int, lr_decay_iters: int, min_lr: float, decay_lr: bool = True
+    it: int,
+    learning_rate: float,
+    warmup_iters: int,
+    lr_decay_iters: int,
+    min_lr: float,
+    decay_lr: bool = True,
+    schedule: str = "cosine",
+    decay_frac: float = 0.2,
 ) -> float:
-    """Linear warmup over warmup_iters, then cosine decay to min_lr at lr_decay_iters, then flat."""
+    """Linear warmup over warmup_iters, then down to min_lr at lr_decay_iters, then flat. cosine:
+    half a cosine from the peak; linear: a straight line; wsd (warmup-stable-decay): the peak held
+    until the last decay_frac of lr_decay_iters, then a straight line. Under wsd runs with other
+    budgets share every learning rate before their decay, so one long run's checkpoint from the
+    stable phase can be resumed with a shorter max_iters and lr_decay_iters: that branch is the
+    shorter run (docs/evaluation.md)."""
     if not decay_lr:
         return learning_rate
     if it < warmup_iters:
         return learning_rate * (it + 1) / (warmup_iters + 1)
     if it >= lr_decay_iters:
         return min_lr
-    progress = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+    start = warmup_iters
+    if schedule == "wsd":
+        start = max(warmup_iters, lr_decay_iters - round(decay_frac * lr_decay_iters))
+        if it < start:
+            return learning_rate
+    progress = (it - start) / (lr_decay_iters - start)
+    if schedule == "cosine":
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+    return learning_rate + progress * (min_lr - learning_rate)
 
 
-def lr_schedule(s: TrainSettings) -> Callable[[int], float]:
+def learning_rates(s: TrainSettings) -> Callable[[int], float]:
     """The learning rate at each iteration of a run with these settings."""
-    return lambda it: get_lr(it, s.learning_rate, s.warmup_iters, s.lr_decay_iters, s.min_lr, s.decay_lr)
+    return lambda it: get_lr(
+        it, s.learning_rate, s.warmup_iters, s.lr_decay_iters, s.min_lr, s.decay_lr, s.lr_schedule, s.decay_frac
+    )
 
 
 def make_optimizer(

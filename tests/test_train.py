@@ -37,6 +37,34 @@ def test_lr_constant_without_decay():
     assert get_lr(50, decay_lr=False, **LR) == 1e-3
 
 
+@pytest.mark.parametrize(
+    "schedule, it, expected",
+    [
+        ("linear", 10, 1e-3),
+        ("linear", 60, 1e-3 - 0.5 * 9e-4),  # halfway down the line
+        ("linear", 110, 1e-4),
+        ("wsd", 5, 1e-3 * 6 / 11),  # the same warmup
+        ("wsd", 87, 1e-3),  # stable up to the last 20 % (22 iterations) of 110
+        ("wsd", 88, 1e-3),  # the decay starts at the peak ...
+        ("wsd", 99, 1e-3 - 0.5 * 9e-4),  # ... and is halfway down after 11 of its 22 iterations
+        ("wsd", 110, 1e-4),
+    ],
+)
+def test_linear_and_wsd_schedules(schedule, it, expected):
+    assert get_lr(it, schedule=schedule, **LR) == pytest.approx(expected, rel=1e-12)
+
+
+def test_wsd_budgets_share_their_learning_rates_until_the_shorter_one_decays():
+    """Why a stable-phase checkpoint of a long wsd run can be branched into a shorter budget."""
+    long_run = {**LR, "lr_decay_iters": 1000}
+    short_run = {**LR, "lr_decay_iters": 400}
+    decay_start = 400 - round(0.2 * 400)
+    assert all(
+        get_lr(it, schedule="wsd", **long_run) == get_lr(it, schedule="wsd", **short_run) for it in range(decay_start)
+    )
+    assert get_lr(decay_start + 1, schedule="wsd", **short_run) < get_lr(decay_start + 1, schedule="wsd", **long_run)
+
+
 def read_metrics(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]

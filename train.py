@@ -232,7 +232,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
         log.evaluation(progress, losses, lr_at(progress.iter_num), record)
         return losses
 
-    losses, loss = {}, float("nan")
+    losses, loss, interrupted = {}, float("nan"), False
     if s.eval_only or (progress.iter_num == 0 and s.max_iters > 0):
         losses = evaluate(record=True)
 
@@ -264,6 +264,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             reason = f"{stop.requested} received" if stop.requested else log.stop_reason  # a signal, early_stop
             if distributed.any_rank(reason is not None, dist, device):  # all ranks stop together
                 reason = reason or "a signal to another rank received"
+                interrupted = reason != log.stop_reason  # a signal, not early_stop: the run is not finished
                 checkpoints.save(model, optimizer, scaler, progress, train_loader, reason)
                 log.stopped(progress.iter_num, s.out_dir)
                 break
@@ -275,7 +276,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             if due and (s.always_save_checkpoint or improved):
                 checkpoints.save(model, optimizer, scaler, progress, train_loader, "final" if last else "periodic")
     if not s.eval_only:
-        log.summary(progress, rates.clock() - rates.run_start, checkpoints.last_path)
+        log.summary(progress, rates.clock() - rates.run_start, checkpoints.last_path, finished=not interrupted)
     log.close()
     step_model = None  # release DDP's communication objects while the process group still exists
     distributed.teardown(dist)

@@ -8,7 +8,8 @@ metrics.jsonl rows: a step has iter, tokens, flops (so far), epoch, loss, lr, ms
 elapsed_s (wall time since the run started, every resumed part included), eta_s, grad_norm,
 skipped, and val_loss with train_eval_loss when it was evaluated; the evaluation before the first
 step has iter, tokens, flops, epoch, lr, elapsed_s, val_loss, train_eval_loss; an alarm has iter,
-tokens, alarm (its name) and message; a HellaSwag score (train.py's hellaswag_interval, or
+tokens, alarm (its name) and message; the run's end has iter, tokens, flops, epoch, finished
+(False when a signal stopped it) and best_val_loss; a HellaSwag score (train.py's hellaswag_interval, or
 evaluate.py afterwards) has iter, tokens, hellaswag_items, hellaswag_acc, hellaswag_acc_norm and
 their _stderr.
 """
@@ -287,9 +288,12 @@ class RunLog:
                 flush=True,
             )
 
-    def summary(self, progress: "Progress", wall_seconds: float, checkpoint: str | None) -> None:
-        """The end-of-run line: how far it came, the best val loss, the time, the checkpoint."""
+    def summary(self, progress: "Progress", wall_seconds: float, checkpoint: str | None, finished: bool) -> None:
+        """The end-of-run line: how far it came, the best val loss, the time, the checkpoint; and
+        its row (finished: the run ended as planned, at max_iters or by early_stop, not a signal)."""
         if self.active:
+            best_val = progress.best_val_loss if progress.best_val_loss < float("inf") else None
+            self.write({**self.progress_fields(progress), "finished": finished, "best_val_loss": best_val})
             best = f"best val loss {progress.best_val_loss:.4f}" if progress.best_val_loss < float("inf") else "no eval"
             saved = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint written"
             print(

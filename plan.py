@@ -9,6 +9,9 @@ Choose a model for a GPU and your tokens (or --data DIR to count a dataset's):
     python plan.py --gpu rtx4090 --tokens 10e9 --arch llama
 Or for a time budget alone, with as much fresh data as the time can use:
     python plan.py --gpu mi300x --hours 72
+Fit a scaling law to your own runs (several sizes), then plan with it instead of Chinchilla's:
+    python plan.py --fit out-sweep/* --params 3e6 --tokens 2e6     # writes fit.json
+    python plan.py --fit-file fit.json --gpu rtx4090 --tokens 1e9
 
 Memory is the predicted peak of a training step (torch.cuda.max_memory_allocated, from
 fitgpt/accounting.py: within 3 % of the GPU peaks it was fitted to); "fits" leaves 1 GiB for
@@ -24,9 +27,10 @@ import json
 import os
 
 import configurator
-from fitgpt import planner
+from fitgpt import planner, scaling
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import ConfigError, exit_on_error
+from fitgpt.runs import human_count
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import data_dir_of, find_shards, read_header, read_meta
 from fitgpt.tokenization import dataset_vocab_size
@@ -48,7 +52,19 @@ def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--write", metavar="CONFIG", help="write the recommended run as a config file")
     parser.add_argument("--dataset", default="fineweb", help="the dataset a written config trains on (data/NAME)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--fit", nargs="+", metavar="OUT_DIR", help="fit a scaling law to these runs' val losses")
+    parser.add_argument("--fit-out", default="fit.json", help="where --fit saves the law (default fit.json)")
+    parser.add_argument("--fit-file", help="predict losses with this fitted law instead of Chinchilla's")
+    parser.add_argument("--params", type=float, help="with --fit: the model size to predict the loss of")
     return parser.parse_known_args(argv)
+
+
+def law_of(args: argparse.Namespace) -> tuple[dict, str]:
+    """The scaling law losses are predicted with, and how to name it."""
+    if not args.fit_file:
+        return planner.CHINCHILLA, "Chinchilla fit: approximate"
+    fit = scaling.Fit.load(args.fit_file)
+    return fit.law(), f"the law in {args.fit_file}, fitted to {len(fit.source.get('runs', []))} runs"
 
 
 def dataset_facts(data_dir: str) -> tuple[int | None, dict | None]:
@@ -82,6 +98,7 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         args.mfu,
         unique,
         s.parallelism,
+        law_of(args)[0],
     )
     if args.json:
         print(json.dumps(plan.to_dict(), indent=1))
@@ -115,7 +132,7 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         f"{epochs}; {plan.tokens_per_param:.1f} tokens per parameter",
         f"compute: {plan.train_flops:.2e} FLOPs; at {100 * args.mfu:.0f}% MFU {plan.tokens_per_s:,.0f} tokens/s: "
         f"{plan.hours:,.1f} hours ({plan.hours / 24:.1f} days)",
-        f"predicted loss: {plan.predicted_loss:.2f} (Chinchilla fit: approximate)",
+        f"predicted loss: {plan.predicted_loss:.2f} ({law_of(args)[1]})",
     ]
     print("\n".join(lines))
     return plan.to_dict()
@@ -129,10 +146,11 @@ def search(args: argparse.Namespace, device: planner.Device) -> dict:
     if args.write and not unique:
         raise ConfigError("--write needs --tokens or --data: the config it writes is sized to your data")
     vocab = dataset_vocab_size(meta)
+    law = law_of(args)[0]
     candidates = [
         c
         for shape in planner.SHAPES
-        if (c := planner.candidate(shape, args.arch, vocab, device, unique, args.hours, args.gpus, args.mfu))
+        if (c := planner.candidate(shape, args.arch, vocab, device, unique, args.hours, args.gpus, args.mfu, law=law))
     ]
     best, why = planner.recommend(candidates, unique, args.hours)
     if args.write:
@@ -225,8 +243,40 @@ def write_config(
         f.write("\n".join(lines) + "\n")
 
 
+def fit_runs(args: argparse.Namespace) -> dict:
+    """Fit the law to the runs, print it and what it predicts, and save it for --fit-file."""
+    points, source = scaling.run_points(args.fit)
+    fit, warnings = scaling.fit(points, source)
+    fit.save(args.fit_out)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(fit), indent=1))
+        return dataclasses.asdict(fit)
+    sizes, tokens = fit.sizes, fit.tokens
+    lines = [
+        f"L(N, D) = E + A / N^alpha + B / D^beta fitted to {fit.points} val losses of {len(args.fit)} runs "
+        f"({len(sizes)} sizes, {human_count(sizes[0])} to {human_count(sizes[-1])} parameters; "
+        f"{human_count(tokens[0])} to {human_count(tokens[1])} tokens):",
+        "  " + "   ".join(f"{name} = {getattr(fit, name):.4g} ± {fit.sd[name]:.2g}" for name in scaling.NAMES),
+        f"  rms error {fit.rms_log_error:.4f} in log loss",
+    ]
+    params, tokens_at = args.params or 2 * sizes[-1], args.tokens or tokens[1]
+    n_opt, d_opt = fit.compute_optimal(6 * params * tokens_at)
+    lines += [
+        f"predicted loss of {human_count(params)} parameters trained on {human_count(tokens_at)} tokens: "
+        f"{fit.loss(params, tokens_at):.4f}",
+        f"compute-optimal at that compute (6ND = {6 * params * tokens_at:.3g} FLOPs): {human_count(n_opt)} parameters "
+        f"on {human_count(d_opt)} tokens, {d_opt / n_opt:.1f} tokens per parameter on this data",
+        *(f"warning: {w}" for w in warnings),
+        f"saved {args.fit_out}; plan with it: python plan.py --fit-file {args.fit_out} ...",
+    ]
+    print("\n".join(lines))
+    return dataclasses.asdict(fit)
+
+
 def main(argv: list[str]) -> dict:
     args, rest = arguments(argv)
+    if args.fit:
+        return fit_runs(args)
     args.command = " ".join(["python plan.py", *argv])
     device = planner.device_for(args.gpu or (None if args.vram_gb else "h100"), args.vram_gb, args.peak_tflops)
     if args.gpus < 1 or not 0 < args.mfu <= 1:

@@ -63,9 +63,10 @@ def effective_tokens(tokens: float, unique: float | None) -> float:
     return unique + unique * REPEAT_DECAY * (1 - math.exp(-repeats / REPEAT_DECAY))
 
 
-def predicted_loss(params: float, tokens: float, unique: float | None = None) -> float:
-    """Loss (nats per token) the Chinchilla fit predicts; approximate, and on its own data."""
-    c = CHINCHILLA
+def predicted_loss(params: float, tokens: float, unique: float | None = None, law: dict = CHINCHILLA) -> float:
+    """Loss (nats per token) a scaling law predicts: the Chinchilla fit (approximate, and on its own
+    data) or one fitted to your runs (plan.py --fit)."""
+    c = law
     return c["E"] + c["A"] / params ** c["alpha"] + c["B"] / effective_tokens(tokens, unique) ** c["beta"]
 
 
@@ -159,6 +160,7 @@ def plan_run(
     mfu: float = DEFAULT_MFU,
     unique_tokens: int | None = None,
     parallelism: str = "ddp",
+    law: dict = CHINCHILLA,
 ) -> RunPlan:
     """The figures of a run with these settings (config.activation_checkpointing included) on
     `gpus` GPUs with DDP, or with FSDP (per-GPU memory: the model state divided over the GPUs)."""
@@ -192,7 +194,7 @@ def plan_run(
         mfu=mfu,
         tokens_per_s=round(rate, 1),
         hours=round(total / rate / 3600, 2) if rate else math.inf,
-        predicted_loss=round(predicted_loss(params, total, unique_tokens), 3),
+        predicted_loss=round(predicted_loss(params, total, unique_tokens, law), 3),
         memory=memory.breakdown_gib(),
     )
 
@@ -240,6 +242,7 @@ def candidate(
     gpus: int,
     mfu: float,
     block_size: int = 1024,
+    law: dict = CHINCHILLA,
 ) -> RunPlan | None:
     """The run plan of one shape: the largest power-of-two micro-batch that fits (checkpointing
     every block only when none does; on several GPUs, sharding with FSDP only when even that does
@@ -274,6 +277,7 @@ def candidate(
         mfu=mfu,
         unique_tokens=unique_tokens,
         parallelism=parallelism,
+        law=law,
     )
 
 

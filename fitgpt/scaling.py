@@ -1,0 +1,152 @@
+"""
+A scaling law fitted to your own runs (plan.py --fit): L(N, D) = E + A / N^alpha + B / D^beta, the
+form of Hoffmann et al. 2022, fitted as their approach 3 does (a Huber loss on log-loss residuals,
+from several starting points) to every val loss the runs logged: N a run's parameters, D the
+tokens it had trained on at that evaluation. Its constants then replace the published Chinchilla
+ones in plan.py (--fit-file), on your data and tokenizer.
+
+An evaluation in the middle of a run is taken as the loss of a run of that length: close for a
+run whose learning rate decays late (lr_schedule='wsd'), pessimistic for a cosine run early on, so
+the fit is best from the final evaluations of runs of several lengths.
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from fitgpt.errors import ConfigError, DataError
+from fitgpt.runs import Run
+
+NAMES = ("E", "A", "B", "alpha", "beta")
+HUBER_DELTA = 1e-3  # Hoffmann et al. 2022's delta, on log-loss residuals
+MIN_POINTS = 8
+
+
+@dataclass
+class Fit:
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+    sd: dict = field(default_factory=dict)  # standard error of each constant
+    points: int = 0
+    rms_log_error: float = 0.0
+    sizes: list = field(default_factory=list)  # the parameter counts it was fitted on
+    tokens: list = field(default_factory=list)  # the smallest and largest token count
+    source: dict = field(default_factory=dict)  # the runs, their dataset and tokenizer
+
+    def loss(self, params: float, tokens: float) -> float:
+        return self.E + self.A / params**self.alpha + self.B / tokens**self.beta
+
+    def law(self) -> dict:
+        """The constants, as planner.predicted_loss takes them."""
+        return {name: getattr(self, name) for name in NAMES}
+
+    def compute_optimal(self, flops: float) -> tuple[float, float]:
+        """(N, D) of the lowest loss at training compute flops = 6 N D (Hoffmann et al. 2022, eq. 4)."""
+        a, b = self.beta / (self.alpha + self.beta), self.alpha / (self.alpha + self.beta)
+        g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
+        return g * (flops / 6) ** a, (flops / 6) ** b / g
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f, indent=1)
+
+    @classmethod
+    def load(cls, path: str) -> "Fit":
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls(**json.load(f))
+        except FileNotFoundError:
+            raise ConfigError(f"--fit-file {path}: no such file; write one with plan.py --fit RUN_DIR ...") from None
+        except (ValueError, TypeError) as e:
+            raise DataError(f"--fit-file {path}: not a fit plan.py wrote ({e})") from None
+
+
+def run_points(paths: list[str]) -> tuple[np.ndarray, dict]:
+    """(rows of N, D, val loss) from the runs' folders, and what they were trained on."""
+    rows, datasets = [], set()
+    for path in paths:
+        run = Run.load(path)
+        if not run.params:
+            raise DataError(f"{path}: no config.json with the model's size; the fit needs runs train.py wrote")
+        rows += [(run.params, r["tokens"], r["val_loss"]) for r in run.rows("val_loss") if r.get("tokens", 0) > 0]
+        dataset = run.config.get("dataset", {})
+        datasets.add((dataset.get("path"), dataset.get("tokenizer")))
+    source = {
+        "runs": list(paths),
+        "datasets": sorted({d for d, _ in datasets if d}),
+        "tokenizers": sorted({t for _, t in datasets if t}),
+    }
+    return np.array(rows, dtype=float).reshape(-1, 3), source
+
+
+def check(points: np.ndarray) -> list[str]:
+    """Refuse what cannot be fitted; warn about what fits poorly."""
+    sizes, tokens = np.unique(points[:, 0]), np.unique(points[:, 1])
+    if len(sizes) < 2:
+        raise ConfigError(
+            "the runs have one model size only: the fit needs runs of two or more sizes (three or more fit better)"
+        )
+    if len(tokens) < 3:
+        raise ConfigError("the runs have val losses at fewer than 3 token counts; evaluate more often (eval_interval)")
+    if len(points) < MIN_POINTS:
+        raise ConfigError(f"{len(points)} val losses are too few to fit 5 constants; give at least {MIN_POINTS}")
+    warnings = []
+    if len(sizes) == 2:
+        warnings.append("only 2 model sizes: E, A and alpha trade off against each other; add a third size")
+    if sizes[-1] / sizes[0] < 2:
+        warnings.append(f"the sizes span {sizes[-1] / sizes[0]:.2f}x only: alpha is poorly determined below ~4x")
+    if tokens[-1] / tokens[0] < 4:
+        warnings.append(f"the token counts span {tokens[-1] / tokens[0]:.2f}x only: beta is poorly determined")
+    return warnings
+
+
+def fit(points: np.ndarray, source: dict | None = None) -> tuple[Fit, list[str]]:
+    """The law fitted to rows of (N, D, loss), and warnings about its quality."""
+    from scipy.optimize import least_squares  # scipy is needed here only
+
+    warnings = check(points)
+    n, d, loss = (np.log(points[:, i]) for i in range(3))
+
+    def residuals(theta: np.ndarray) -> np.ndarray:  # theta: log E, log A, log B, alpha, beta
+        e, a, b, alpha, beta = theta
+        return np.logaddexp(np.logaddexp(e, a - alpha * n), b - beta * d) - loss
+
+    best = None
+    floor = math.log(points[:, 2].min())
+    for alpha, beta, share in ((0.3, 0.3, 0.5), (0.5, 0.5, 0.8), (0.2, 0.6, 0.6), (0.6, 0.2, 0.6), (1.0, 1.0, 0.9)):
+        # start with E at a share of the lowest loss and the two power terms at comparable sizes
+        e0 = floor + math.log(share)
+        rest = math.log(points[:, 2].mean() - math.exp(e0))
+        start = np.array([e0, rest + alpha * n.mean(), rest + beta * d.mean(), alpha, beta])
+        bounds = ([-10, -20, -20, 0.01, 0.01], [10, 60, 60, 3.0, 3.0])
+        result = least_squares(residuals, start, bounds=bounds, loss="huber", f_scale=HUBER_DELTA)
+        if best is None or result.cost < best.cost:
+            best = result
+    theta, r = best.x, residuals(best.x)
+    dof = max(1, len(r) - len(theta))
+    try:  # the Gauss-Newton covariance of theta at the solution
+        covariance = np.linalg.inv(best.jac.T @ best.jac) * float(r @ r) / dof
+        sd_theta = np.sqrt(np.clip(np.diag(covariance), 0, None))
+    except np.linalg.LinAlgError:
+        sd_theta = np.full(len(theta), np.inf)
+    values = [math.exp(theta[0]), math.exp(theta[1]), math.exp(theta[2]), theta[3], theta[4]]
+    # E, A, B were fitted as logarithms: their standard errors scale with their values
+    sds = [values[i] * sd_theta[i] for i in range(3)] + [sd_theta[3], sd_theta[4]]
+    result = Fit(
+        *values,
+        sd=dict(zip(NAMES, (float(s) for s in sds))),
+        points=len(points),
+        rms_log_error=float(np.sqrt(np.mean(r**2))),
+        sizes=sorted(int(s) for s in np.unique(points[:, 0])),
+        tokens=[int(points[:, 1].min()), int(points[:, 1].max())],
+        source=source or {},
+    )
+    loose = [name for name in NAMES if not result.sd[name] < 0.5 * abs(getattr(result, name))]
+    if loose:
+        warnings.append(f"{', '.join(loose)} poorly determined (standard error over half the value): add runs")
+    return result, warnings

@@ -218,7 +218,8 @@ class GPT(nn.Module):
     def forward(self, idx, targets=None, cache=None):
         """idx, targets: (B, T) token ids. Returns (logits, loss).
 
-        With targets: logits (B, T, V) and the mean cross-entropy (targets of -1 are ignored).
+        With targets: logits (B, T, V) and the mean cross-entropy (targets of -1 are ignored); while
+        training with config.loss_chunks > 1, logits None (they are never whole: see below).
         Without: logits (B, 1, V) for the last position only, and loss None."""
         B, T = idx.shape
         start = cache.length if cache is not None else 0
@@ -245,6 +246,8 @@ class GPT(nn.Module):
 
         if targets is None:
             x = x[:, [-1], :]  # only the next token is needed
+        elif self.config.loss_chunks > 1 and self.training:
+            return None, chunked_cross_entropy(x, self.lm_head.weight, targets, self.config)
         logits = self.lm_head(x)[..., : self.config.vocab_size]  # (B, T, V): the padding rows cut off
         if targets is None:
             return logits, None  # (B, 1, V)
@@ -277,6 +280,24 @@ class GPT(nn.Module):
                     if finished.all():
                         break
         return idx
+
+
+def chunked_cross_entropy(x, weight, targets, config):
+    """The mean cross-entropy of the output layer (x: (B, T, C), weight: (V_padded, C)) against
+    targets (-1 ignored), config.loss_chunks slices of tokens at a time. Each slice's logits are
+    made, reduced to a summed loss and dropped; backward remakes them (torch.utils.checkpoint), so
+    at no time do the (B*T, V) fp32 logits and their gradient exist whole: one slice's do."""
+    x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
+    total = None
+    for x_part, t_part in zip(x.chunk(config.loss_chunks), targets.chunk(config.loss_chunks)):
+        part = checkpoint(summed_cross_entropy, x_part, weight, t_part, config.vocab_size, use_reentrant=False)
+        total = part if total is None else total + part
+    return total / (targets != -1).sum()
+
+
+def summed_cross_entropy(x, weight, targets, vocab_size):
+    logits = F.linear(x, weight)[:, :vocab_size]  # the padding rows cut off
+    return F.cross_entropy(logits.float(), targets, ignore_index=-1, reduction="sum")
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None):

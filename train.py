@@ -70,6 +70,7 @@ multiple_of = 256
 tie_embeddings = True
 qk_norm = False
 activation_checkpointing = 0  # every k-th block recomputes its activations in backward (0: off)
+loss_chunks = 0  # output layer + loss over this many chunks of tokens: the fp32 logits never whole (0: off)
 # AdamW and the learning-rate schedule
 learning_rate = 6e-4
 max_iters = 19073  # 19073 * 524,288 tokens = 10B tokens
@@ -204,7 +205,8 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
     meta = read_meta(data_dir)
     model = build_model(s, meta, checkpoint)  # on the CPU: it moves to the device once the plan says it fits
-    model.config.activation_checkpointing = s.activation_checkpointing  # a training choice, not the shape
+    model.config.activation_checkpointing = s.activation_checkpointing  # training choices, not the shape
+    model.config.loss_chunks = s.loss_chunks
     peak = startup_check(s, model, data_dir, meta, train_loader, eval_loaders, dist, device, dtype)
     step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx)  # FSDP shards it here
     if dist.rank:  # each rank its own dropout masks (the weights were made alike above)

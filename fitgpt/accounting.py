@@ -244,8 +244,25 @@ def layer_saved(config: GPTConfig, dtype: str) -> int:
 
 def head_saved(config: GPTConfig, dtype: str) -> int:
     """Bytes per token kept by the embedding, final norm, output layer and loss: token ids and
-    targets, the norm, lm_head's input, and the fp32 log-softmax over the real vocabulary."""
+    targets, the norm, lm_head's input, and the fp32 log-softmax over the real vocabulary. With
+    loss_chunks the log-softmax is remade in backward and lm_head's input is kept as it is (fp32),
+    its autocast copy made inside the chunk."""
+    if chunked_loss(config):
+        return 16 + norm_saved(config, config.n_embd) + 4 * config.n_embd
     return 16 + norm_saved(config, config.n_embd) + ACTIVATION_BYTES[dtype] * config.n_embd + 4 * config.vocab_size
+
+
+def chunked_loss(config: GPTConfig) -> bool:
+    return config.loss_chunks > 1
+
+
+def loss_buffers(config: GPTConfig) -> float:
+    """Bytes per token the loss needs beyond what is saved, at the start of backward: the gradient
+    of the fp32 logits and of the log-softmax (two vocabulary-wide buffers); chunked, one chunk's
+    worth of those and of its remade log-softmax, spread over every token."""
+    if chunked_loss(config):
+        return 12 * config.vocab_size / config.loss_chunks
+    return 8 * config.vocab_size
 
 
 def checkpointed_layers(n_layer: int, activation_checkpointing: int) -> int:
@@ -327,7 +344,7 @@ def training_memory(
     ckpt = checkpointed_layers(config.n_layer, activation_checkpointing)
     # a checkpointed block keeps only its fp32 input; in backward one block at a time is recomputed
     per_token = (config.n_layer - ckpt) * layer + ckpt * 4 * config.n_embd + (layer if ckpt else 0)
-    head = (head_saved(config, dtype) + 8 * config.vocab_size) * (COMPILED["head"] if compile else 1)
+    head = (head_saved(config, dtype) + loss_buffers(config)) * (COMPILED["head"] if compile else 1)
     early_grads = grads if gradient_accumulation_steps > 1 else 4 * config.padded_vocab_size * config.n_embd / shards
     start = weights + moments + early_grads + copies + tokens * (per_token + head)
     end = weights + moments + grads

@@ -37,6 +37,9 @@ class GPTConfig:
     # a training choice, not part of the shape (a resumed run may change it): while training, every
     # k-th block keeps only its input and recomputes the rest in backward; 0 is off, 1 every block
     activation_checkpointing: int = 0
+    # also a training choice: the output layer and loss run over the tokens in this many chunks, each
+    # chunk's logits remade in backward, so the (tokens, vocab) fp32 logits never exist whole; 0, 1 off
+    loss_chunks: int = 0
 
     def __post_init__(self):
         for name in ("block_size", "vocab_size", "vocab_multiple", "n_layer", "n_head", "n_embd", "multiple_of"):
@@ -59,6 +62,8 @@ class GPTConfig:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.activation_checkpointing < 0:
             raise ConfigError(f"activation_checkpointing must be >= 0, got {self.activation_checkpointing}")
+        if self.loss_chunks < 0:
+            raise ConfigError(f"loss_chunks must be >= 0, got {self.loss_chunks}")
         if self.mlp_hidden is not None and self.mlp_hidden <= 0:
             raise ConfigError(f"mlp_hidden must be positive, got {self.mlp_hidden}")
 

@@ -35,7 +35,7 @@ from fitgpt.loader import TokenLoader
 from fitgpt.settings import TrainSettings
 from model import GPT
 
-TRAINING_CHOICES = ("activation_checkpointing",)  # in model_args, but a resumed run may change them
+TRAINING_CHOICES = ("activation_checkpointing", "loss_chunks")  # in model_args, but a resumed run may change them
 
 
 @dataclasses.dataclass

@@ -96,6 +96,9 @@ class TrainSettings:
     activation_checkpointing: int = setting(
         0, "recompute every k-th block's activations in backward (0 off, 1 all): less memory, ~1/3 more compute", min=0
     )
+    loss_chunks: int = setting(
+        0, "output layer and loss in this many chunks, logits remade in backward: no whole fp32 logits (0 off)", min=0
+    )
     # AdamW and the learning-rate schedule
     learning_rate: float = setting(6e-4, "peak learning rate", min=0.0)
     max_iters: int = setting(19073, "optimizer steps in all (19073 x 524,288 tokens = 10B tokens)", min=0)

@@ -147,3 +147,45 @@ def test_checkpointing_with_compile_trains(char_dataset, tmp_path):
         )
     )
     assert final["val_loss"] < 4.0
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_chunked_loss_keeps_no_logits_and_matches_the_plain_loss(dtype):
+    config = GPTConfig(**SHAPE, n_layer=2)
+    torch.manual_seed(0)
+    plain = GPT(config).train()
+    chunked = GPT(GPTConfig(**SHAPE, n_layer=2, loss_chunks=5)).train()  # 192 tokens: uneven chunks of 39
+    chunked.load_state_dict(plain.state_dict())
+    x = torch.randint(0, config.vocab_size, (2, 96))
+    y = torch.randint(0, config.vocab_size, (2, 96))
+    y[0, :30] = -1  # ignored targets count in neither sum nor mean
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+    losses = []
+    for model in (plain, chunked):
+        with autocast:
+            logits, loss = model(x, y)
+        loss.backward()
+        losses.append(loss)
+    assert logits is None
+    tolerance = 1e-6 if dtype == "fp32" else 2e-3
+    assert torch.allclose(losses[0], losses[1], rtol=tolerance)
+    # the output layer's weight gradient is summed over chunks in fp32, not made by one bf16
+    # matmul: within bf16's precision (2^-8) of the plain one; every other gradient is the same
+    for (name, p), q in zip(plain.named_parameters(), chunked.parameters()):
+        assert (p.grad - q.grad).norm() <= (1e-6 if dtype == "fp32" else 1e-2) * p.grad.norm(), name
+    # what autograd keeps: the blocks' activations and the head without its vocabulary-wide log-softmax
+    tokens = 2 * 96
+    expected = tokens * (2 * layer_saved(config, dtype) + head_saved(chunked.config, dtype)) + 8 * 96
+    if dtype == "bf16":  # autocast's bf16 weight copies, but the output layer's: each chunk casts its own
+        expected += 2 * (accounting.matmul_weights(config) - config.padded_vocab_size * config.n_embd)
+    assert saved_bytes(chunked, 2, 96, dtype) == expected + 8  # + the int64 count the mean divides by
+    kept_input = 4 - accounting.ACTIVATION_BYTES[dtype]  # lm_head's input stays fp32 for its chunks
+    assert head_saved(config, dtype) - head_saved(chunked.config, dtype) == 4 * config.vocab_size - kept_input * 64
+
+
+def test_chunked_loss_lowers_the_predicted_peak_of_gpt2():
+    plain, chunked = GPTConfig(bias=False), GPTConfig(bias=False, loss_chunks=8)
+    saved = training_memory(plain, 16, compile=False).total - training_memory(chunked, 16, compile=False).total
+    # per token: the fp32 log-softmax (4 V) and 7/8 of the loss's two buffers (8 V), less lm_head's fp32 input
+    per_token = 4 * 50257 + 8 * 50257 - 12 * 50257 / 8 - 2 * 768
+    assert saved == pytest.approx(16 * 1024 * per_token)

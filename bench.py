@@ -32,10 +32,11 @@ import configurator
 from fitgpt import accounting, measure, planner
 from fitgpt.architecture import GPTConfig
 from fitgpt.checkpoint import Progress
+from fitgpt.distributed import compile_options
 from fitgpt.errors import ConfigError
 from fitgpt.loader import TokenLoader
 from fitgpt.metrics import duration
-from fitgpt.runtime import device_name, setup_device, synchronize
+from fitgpt.runtime import convert_to_float8, device_name, setup_device, synchronize
 from fitgpt.settings import BenchSettings
 from fitgpt.shards import data_dir_of, dataset_meta
 from fitgpt.tokenization import dataset_vocab_size
@@ -71,10 +72,13 @@ class Bench:
 
     def __init__(self, c: BenchSettings, config: GPTConfig, device: str, dtype: str, ctx):
         self.c, self.config, self.device, self.dtype, self.ctx = c, config, device, dtype, ctx
-        self.model = GPT(config).to(device)
+        self.model = GPT(config)
+        if c.float8:
+            convert_to_float8(self.model, c.float8_recipe, device)
+        self.model.to(device)
         self.optimizer = make_optimizer(self.model, c.weight_decay, c.learning_rate, (c.beta1, c.beta2), device)
         self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
-        self.compiled = torch.compile(self.model) if c.compile else self.model
+        self.compiled = torch.compile(self.model, mode=compile_options(c.compile_mode)) if c.compile else self.model
         self.guard = NonFiniteGuard("stop", 1, "bench", Progress())
 
     def batches(self, batch_size: int):

@@ -88,6 +88,9 @@ min_lr = 6e-5  # usually learning_rate / 10
 device = "auto"  # 'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'mps'
 dtype = "auto"  # 'auto' | 'bf16' | 'fp16' | 'fp32'
 compile = True  # torch.compile the model
+compile_mode = "default"  # 'default' | 'reduce-overhead' (CUDA graphs) | 'max-autotune' | 'max-autotune-no-cudagraphs'
+float8 = False  # float8 matmuls in the blocks' linear layers (torchao; compute capability 8.9+)
+float8_recipe = "tensorwise"  # 'tensorwise' | 'rowwise' scaling
 seed = 1337
 peak_flops = 0.0  # the accelerator's peak FLOP/s for MFU; 0 looks the GPU up in fitgpt/accounting.py
 backend = "nccl"  # torch.distributed backend under torchrun
@@ -123,7 +126,7 @@ from fitgpt.checkpoint import (
 from fitgpt.loader import prepare_if_missing, run_loaders
 from fitgpt.metrics import RunLog, Throughput, data_line, run_config
 from fitgpt.planner import startup_summary
-from fitgpt.runtime import device_name, free_memory, setup_device
+from fitgpt.runtime import convert_to_float8, device_name, free_memory, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
 from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size, get_tokenizer
@@ -208,7 +211,14 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     model.config.activation_checkpointing = s.activation_checkpointing  # training choices, not the shape
     model.config.loss_chunks = s.loss_chunks
     peak = startup_check(s, model, data_dir, meta, train_loader, eval_loaders, dist, device, dtype)
-    step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx)  # FSDP shards it here
+    if s.float8:
+        swapped = convert_to_float8(model, s.float8_recipe, device)
+        if dist.master:
+            print(
+                f"float8 ({s.float8_recipe}): {swapped} linear layers"
+                + (", emulated on CPU" if device == "cpu" else "")
+            )
+    step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx, s.compile_mode)
     if dist.rank:  # each rank its own dropout masks (the weights were made alike above)
         torch.manual_seed(s.seed + dist.rank)
     optimizer = make_optimizer(model, s.weight_decay, s.learning_rate, (s.beta1, s.beta2), device)

@@ -83,7 +83,13 @@ def join(dist: Distributed, device: str, backend: str, timeout_s: float = 600) -
 
 
 def wrap(
-    model: torch.nn.Module, dist: Distributed, device: str, compile: bool, dtype: str, autocast: AbstractContextManager
+    model: torch.nn.Module,
+    dist: Distributed,
+    device: str,
+    compile: bool,
+    dtype: str,
+    autocast: AbstractContextManager,
+    compile_mode: str = "default",
 ) -> tuple[torch.nn.Module, AbstractContextManager]:
     """(the module the training loop calls, the context to run it in). One process: the model,
     compiled if asked. DDP: the compiled model, DDP-wrapped. FSDP2: each block compiled and
@@ -100,15 +106,20 @@ def wrap(
         )
         for block in model.transformer.h:
             if compile:
-                block.compile()
+                block.compile(mode=compile_options(compile_mode))
             fully_shard(block, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
         return model, nullcontext()
-    model = torch.compile(model) if compile else model
+    model = torch.compile(model, mode=compile_options(compile_mode)) if compile else model
     if not dist.enabled:
         return model, autocast
     device_ids = [torch.device(device).index] if device.startswith("cuda") else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids), autocast
+
+
+def compile_options(compile_mode: str) -> str | None:
+    """torch.compile's mode argument for the compile_mode setting."""
+    return None if compile_mode == "default" else compile_mode
 
 
 def collective(dist: Distributed, call):

@@ -1,6 +1,6 @@
 """
-Device and precision: which device a run uses, its dtype, the autocast context, and what the
-device is called (for the GPU table in accounting.py).
+Device and precision: which device a run uses, its dtype, the autocast context, what the device
+is called (for the GPU table in accounting.py), and float8 training through torchao.
 """
 
 from contextlib import AbstractContextManager, nullcontext
@@ -86,3 +86,42 @@ def peak_memory_gib(device: str) -> float | None:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated(device) / 2**30
     return None
+
+
+def float8_refusal(device: str, capability: tuple[int, int] | None = None, rocm: bool = False) -> str | None:
+    """Why float8 training cannot run on this device (capability: a CUDA GPU's), or None."""
+    kind = device.split(":")[0]
+    if kind == "cpu":
+        return None  # emulated, slowly: for tests of the numerics
+    if kind != "cuda":
+        return f"float8=True needs an NVIDIA GPU with fp8 matmuls; this device is {device}; set float8=False"
+    if rocm:
+        return "float8=True is not supported on ROCm GPUs by fitgpt yet (untested there); set float8=False"
+    if capability < (8, 9):
+        return (
+            f"float8=True needs fp8 matmuls (compute capability 8.9 or newer: H100, H200, RTX 4090, L40S), this GPU "
+            f"has {capability[0]}.{capability[1]}; set float8=False"
+        )
+    return None
+
+
+def convert_to_float8(model: torch.nn.Module, recipe: str, device: str) -> int:
+    """Swap the transformer blocks' Linear layers for torchao's float8 training ones (dynamic
+    scaling, tensorwise or rowwise); the embedding and output layer stay in bf16, as torchtitan
+    keeps them. Returns how many layers were swapped. Call before torch.compile."""
+    cuda = device.startswith("cuda")
+    capability = torch.cuda.get_device_capability(device) if cuda else None
+    refusal = float8_refusal(device, capability, rocm=cuda and torch.version.hip is not None)
+    if refusal:
+        raise SetupError(refusal)
+    try:
+        from torchao.float8 import Float8LinearConfig, convert_to_float8_training
+    except ImportError:
+        raise SetupError("float8=True needs torchao: pip install torchao") from None
+
+    def in_a_block(module: torch.nn.Module, name: str) -> bool:  # fp8 matmuls need dimensions divisible by 16
+        linear = isinstance(module, torch.nn.Linear) and name.startswith("transformer.h.")
+        return linear and module.in_features % 16 == 0 and module.out_features % 16 == 0
+
+    convert_to_float8_training(model, config=Float8LinearConfig.from_recipe_name(recipe), module_filter_fn=in_a_block)
+    return sum(type(m).__name__ == "Float8Linear" for m in model.modules())

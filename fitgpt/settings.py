@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from configurator import check_fields, setting
 from fitgpt.architecture import CHOICES
 
+FLOAT8_RECIPES = ("tensorwise", "rowwise")  # torchao's recipe names
+
 HF_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
@@ -120,6 +122,15 @@ class TrainSettings:
     device: str = setting("auto", "where to train", choices=DEVICES, accept=is_cuda_index, accept_doc="or cuda:N")
     dtype: str = setting("auto", "auto: bf16 where supported, else fp16 on GPUs, fp32 on CPU", choices=DTYPES)
     compile: bool = setting(True, "torch.compile the model")
+    compile_mode: str = setting(
+        "default",
+        "torch.compile's mode (reduce-overhead: CUDA graphs, for small models)",
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+    )
+    float8: bool = setting(False, "float8 matmuls in the blocks' linear layers (torchao; H100-class GPUs)")
+    float8_recipe: str = setting(
+        "tensorwise", "float8 scaling: one scale per tensor, or per row", choices=FLOAT8_RECIPES
+    )
     seed: int = setting(1337, "random seed (each rank adds its rank)")
     peak_flops: float = setting(0.0, "accelerator peak FLOP/s for MFU; 0 looks the GPU up", min=0.0)
     backend: str = setting("nccl", "torch.distributed backend under torchrun on GPUs", choices=("nccl", "gloo"))

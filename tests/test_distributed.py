@@ -16,7 +16,8 @@ TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
 def curve(out_dir):
     """(iter, train loss or val loss) of every logged line."""
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
-        return [(r["iter"], r.get("loss", r.get("val_loss"))) for r in map(json.loads, f)]
+        rows = [r for r in map(json.loads, f) if "loss" in r or "val_loss" in r]  # not the run's end
+        return [(r["iter"], r.get("loss", r.get("val_loss"))) for r in rows]
 
 
 def settings(char_dataset, out_dir, **overrides):

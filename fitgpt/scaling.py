@@ -134,6 +134,9 @@ def fit(points: np.ndarray, source: dict | None = None) -> tuple[Fit, list[str]]
         sd_theta = np.sqrt(np.clip(np.diag(covariance), 0, None))
     except np.linalg.LinAlgError:
         sd_theta = np.full(len(theta), np.inf)
+    # a constant that ran to its bound is not determined by the data, whatever the covariance says
+    at_bound = np.isclose(theta, bounds[0], atol=1e-4) | np.isclose(theta, bounds[1], atol=1e-4)
+    sd_theta = np.where(at_bound, np.inf, sd_theta)
     values = [math.exp(theta[0]), math.exp(theta[1]), math.exp(theta[2]), theta[3], theta[4]]
     # E, A, B were fitted as logarithms: their standard errors scale with their values
     sds = [values[i] * sd_theta[i] for i in range(3)] + [sd_theta[3], sd_theta[4]]
@@ -148,5 +151,8 @@ def fit(points: np.ndarray, source: dict | None = None) -> tuple[Fit, list[str]]
     )
     loose = [name for name in NAMES if not result.sd[name] < 0.5 * abs(getattr(result, name))]
     if loose:
-        warnings.append(f"{', '.join(loose)} poorly determined (standard error over half the value): add runs")
+        warnings.append(
+            f"{', '.join(loose)} not determined by these runs (at a bound of the search, or a standard error "
+            f"over half the value): the predictions are not to be trusted; add runs of more sizes"
+        )
     return result, warnings

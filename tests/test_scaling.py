@@ -57,6 +57,13 @@ def test_runs_too_alike_warn():
     assert "only 2 model sizes" in text and "sizes span 1.50x" in text and "token counts span 2.00x" in text
 
 
+def test_a_constant_at_its_bound_is_reported_undetermined():
+    # two sizes whose losses differ far more than any plausible law: alpha runs to its bound
+    points = np.array([(n, d, (5.0 if n == 1e6 else 1.0) + 1 / d**0.1) for n in (1e6, 1.1e6) for d in TOKENS])
+    fit, warnings = scaling.fit(points)
+    assert fit.sd["alpha"] == float("inf") and any("alpha" in w and "not determined" in w for w in warnings)
+
+
 def write_run(folder, params, tokens, losses):
     folder.mkdir()
     config = {"params": params, "settings": {"learning_rate": 1e-3}, "dataset": {"path": "/d", "tokenizer": "char"}}

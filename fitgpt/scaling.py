@@ -129,14 +129,17 @@ def fit(points: np.ndarray, source: dict | None = None) -> tuple[Fit, list[str]]
             best = result
     theta, r = best.x, residuals(best.x)
     dof = max(1, len(r) - len(theta))
-    try:  # the Gauss-Newton covariance of theta at the solution
-        covariance = np.linalg.inv(best.jac.T @ best.jac) * float(r @ r) / dof
-        sd_theta = np.sqrt(np.clip(np.diag(covariance), 0, None))
-    except np.linalg.LinAlgError:
-        sd_theta = np.full(len(theta), np.inf)
-    # a constant that ran to its bound is not determined by the data, whatever the covariance says
+    # a constant that ran to a bound of the search is not determined by the data: its standard
+    # error is infinite, and the others' come from the Gauss-Newton covariance of the free ones
     at_bound = np.isclose(theta, bounds[0], atol=1e-4) | np.isclose(theta, bounds[1], atol=1e-4)
-    sd_theta = np.where(at_bound, np.inf, sd_theta)
+    sd_theta = np.full(len(theta), np.inf)
+    free = ~at_bound
+    try:
+        jac = best.jac[:, free]
+        covariance = np.linalg.inv(jac.T @ jac) * float(r @ r) / dof
+        sd_theta[free] = np.sqrt(np.clip(np.diag(covariance), 0, None))
+    except np.linalg.LinAlgError:
+        pass
     values = [math.exp(theta[0]), math.exp(theta[1]), math.exp(theta[2]), theta[3], theta[4]]
     # E, A, B were fitted as logarithms: their standard errors scale with their values
     sds = [values[i] * sd_theta[i] for i in range(3)] + [sd_theta[3], sd_theta[4]]

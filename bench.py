@@ -36,11 +36,12 @@ from fitgpt.distributed import compile_options
 from fitgpt.errors import ConfigError
 from fitgpt.loader import TokenLoader
 from fitgpt.metrics import duration
+from fitgpt.optim import build_optimizer
 from fitgpt.runtime import convert_to_float8, device_name, setup_device, synchronize
 from fitgpt.settings import BenchSettings
 from fitgpt.shards import data_dir_of, dataset_meta
 from fitgpt.tokenization import dataset_vocab_size
-from fitgpt.training import NonFiniteGuard, forward_backward, make_optimizer, optimizer_step, out_of_memory_hint
+from fitgpt.training import NonFiniteGuard, forward_backward, optimizer_step, out_of_memory_hint
 from model import GPT
 
 
@@ -76,7 +77,7 @@ class Bench:
         if c.float8:
             convert_to_float8(self.model, c.float8_recipe, device)
         self.model.to(device)
-        self.optimizer = make_optimizer(self.model, c.weight_decay, c.learning_rate, (c.beta1, c.beta2), device)
+        self.optimizer = build_optimizer(self.model, c, device)
         self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
         self.compiled = torch.compile(self.model, mode=compile_options(c.compile_mode)) if c.compile else self.model
         self.guard = NonFiniteGuard("stop", 1, "bench", Progress())
@@ -121,7 +122,9 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
         )
     capacity = torch.cuda.get_device_properties(bench.device).total_memory
     device = planner.Device(device_name(bench.device), capacity / accounting.GIB, 0.0)
-    predicted = planner.max_micro_batch(bench.config, device, bench.dtype, c.compile, c.activation_checkpointing)
+    predicted = planner.max_micro_batch(
+        bench.config, device, bench.dtype, c.compile, c.activation_checkpointing, optimizer=c.optimizer
+    )
     say(
         f"finding the largest micro-batch: the memory model predicts {predicted}; keeping {100 * c.batch_margin:.0f}% "
         f"of {capacity / accounting.GIB:.1f} GiB free"
@@ -131,7 +134,9 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
         raise ConfigError("not even batch_size=1 trains on this GPU; try activation_checkpointing=1 or a smaller model")
     peak = dict(tried)[found]
     ckpt = c.activation_checkpointing
-    predicted_peak = accounting.training_memory(bench.config, found, bench.dtype, c.compile, ckpt).total
+    predicted_peak = accounting.training_memory(
+        bench.config, found, bench.dtype, c.compile, ckpt, optimizer=c.optimizer
+    ).total
     tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
     accumulation = max(1, tokens_per_step // (found * c.block_size))
     say(

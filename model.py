@@ -4,7 +4,9 @@ so that plan.py can size models without importing it; re-exported here).
 
 The default config is the GPT-2 architecture (learned position embeddings,
 LayerNorm, GELU MLP, tied input/output embeddings). Options turn it into a
-Llama-style model: RoPE, RMSNorm, SwiGLU, grouped-query attention, QK-norm.
+Llama-style model: RoPE, RMSNorm, SwiGLU, grouped-query attention, QK-norm; and the
+small-scale recipe options modded-nanogpt uses: ReLU² MLP, zero-initialized output projections,
+logit soft-capping (with tie_embeddings=False, an untied head).
 Shapes in comments use B = batch, T = time, C = n_embd, H = heads,
 K = kv heads, D = head dim, V = vocab, Vp = V padded to a multiple of 64.
 Parameter counts and FLOPs are computed from the config in fitgpt/accounting.py.
@@ -149,7 +151,7 @@ class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         hidden = config.hidden_dim
-        self.swiglu = config.mlp == "swiglu"
+        self.swiglu, self.relu2 = config.mlp == "swiglu", config.mlp == "relu2"
         if self.swiglu:
             self.c_gate = Linear(config.n_embd, hidden, bias=config.bias)
         self.c_fc = Linear(config.n_embd, hidden, bias=config.bias)
@@ -159,6 +161,8 @@ class MLP(nn.Module):
     def forward(self, x):
         if self.swiglu:
             h = F.silu(self.c_gate(x)) * self.c_fc(x)
+        elif self.relu2:
+            h = F.relu(self.c_fc(x)).square()
         else:
             h = F.gelu(self.c_fc(x), approximate="tanh")  # GPT-2's tanh approximation
         return self.dropout(self.c_proj(h))
@@ -202,9 +206,13 @@ class GPT(nn.Module):
         self.apply(self._init_weights)
         # GPT-2: scale the init of projections into the residual stream by 1/sqrt(2*n_layer),
         # since each layer adds two of them to the residual
+        # (zero_init_proj: at zero instead, so every block starts as the identity, as modded-nanogpt does)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init_proj:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
     def _init_weights(module):
@@ -249,6 +257,9 @@ class GPT(nn.Module):
         elif self.config.loss_chunks > 1 and self.training:
             return None, chunked_cross_entropy(x, self.lm_head.weight, targets, self.config)
         logits = self.lm_head(x)[..., : self.config.vocab_size]  # (B, T, V): the padding rows cut off
+        cap = self.config.logit_softcap
+        if cap:  # in fp32: tanh saturates early in bf16
+            logits = cap * torch.tanh(logits.float() / cap)
         if targets is None:
             return logits, None  # (B, 1, V)
         V = self.config.vocab_size
@@ -290,14 +301,18 @@ def chunked_cross_entropy(x, weight, targets, config):
     x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
     total = None
     for x_part, t_part in zip(x.chunk(config.loss_chunks), targets.chunk(config.loss_chunks)):
-        part = checkpoint(summed_cross_entropy, x_part, weight, t_part, config.vocab_size, use_reentrant=False)
+        part = checkpoint(
+            summed_cross_entropy, x_part, weight, t_part, config.vocab_size, config.logit_softcap, use_reentrant=False
+        )
         total = part if total is None else total + part
     return total / (targets != -1).sum()
 
 
-def summed_cross_entropy(x, weight, targets, vocab_size):
-    logits = F.linear(x, weight)[:, :vocab_size]  # the padding rows cut off
-    return F.cross_entropy(logits.float(), targets, ignore_index=-1, reduction="sum")
+def summed_cross_entropy(x, weight, targets, vocab_size, softcap=0.0):
+    logits = F.linear(x, weight)[:, :vocab_size].float()  # the padding rows cut off
+    if softcap:  # as in GPT.forward
+        logits = softcap * torch.tanh(logits / softcap)
+    return F.cross_entropy(logits, targets, ignore_index=-1, reduction="sum")
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None):

@@ -75,6 +75,9 @@ def dataset_facts(data_dir: str) -> tuple[int | None, dict | None]:
     return sum(read_header(p) for p in shards if p.endswith(".bin")), read_meta(data_dir)
 
 
+OPTIMIZER_NAMES = {"adamw": "AdamW", "muon": "Muon+AdamW"}
+
+
 def gib(x: float) -> str:
     return f"{x:,.1f} GiB"
 
@@ -98,7 +101,8 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         args.mfu,
         unique,
         s.parallelism,
-        law_of(args)[0],
+        law=law_of(args)[0],
+        optimizer=s.optimizer,
     )
     if args.json:
         print(json.dumps(plan.to_dict(), indent=1))
@@ -116,6 +120,7 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         settings.compile,
         1,
         max(1, settings.gradient_accumulation_steps // args.gpus),
+        optimizer=settings.optimizer,
     )
     epochs = f"{plan.epochs:.2f} epochs of {unique / 1e9:.3g}B tokens" if unique else "epochs unknown (no dataset)"
     lines = [
@@ -124,7 +129,8 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         + (", FSDP: the model state sharded over them" if plan.parallelism == "fsdp" else ""),
         f"memory at micro-batch {plan.batch_size} ({dtype}, compile={settings.compile}, {ckpt}): "
         f"peak {gib(plan.peak_memory_gib)}: {'fits' if plan.fits else 'DOES NOT FIT'}",
-        f"  weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, AdamW {m['optimizer']:.2f}, bf16 copies "
+        f"  weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, "
+        f"{OPTIMIZER_NAMES[s.optimizer]} {m['optimizer']:.2f}, bf16 copies "
         f"{m['weight_copies']:.2f}, activations {m['activations']:.2f}, logits and loss {m['logits']:.2f}, "
         f"overhead {m['overhead']:.2f} GiB",
         f"largest micro-batch that fits: {plan.max_micro_batch} (with activation_checkpointing=1: {with_ckpt})",

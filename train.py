@@ -69,8 +69,17 @@ mlp_hidden = None
 multiple_of = 256
 tie_embeddings = True
 qk_norm = False
+logit_softcap = 0.0  # bound the logits to +-this: cap * tanh(logits / cap); 0: off
+zero_init_proj = False  # start the attention and MLP output projections at zero
 activation_checkpointing = 0  # every k-th block recomputes its activations in backward (0: off)
 loss_chunks = 0  # output layer + loss over this many chunks of tokens: the fp32 logits never whole (0: off)
+# the optimizer (fitgpt/optim.py); Muon's defaults are nanochat's (lr 0.02, Nesterov momentum 0.95, no decay)
+optimizer = "adamw"  # 'adamw' | 'muon': Muon for the blocks' matrices, AdamW (below) for the rest
+muon_lr = 0.02
+muon_momentum = 0.95
+muon_weight_decay = 0.0
+embedding_lr = None  # muon: AdamW's peak lr for the embeddings (and a tied head); None: learning_rate
+head_lr = None  # muon: AdamW's peak lr for an untied output layer; None: learning_rate
 # AdamW and the learning-rate schedule
 learning_rate = 6e-4
 max_iters = 19073  # 19073 * 524,288 tokens = 10B tokens
@@ -114,6 +123,7 @@ import torch
 import configurator
 from fitgpt import accounting, distributed, hellaswag
 from fitgpt.architecture import GPTConfig
+from fitgpt.bpb import val_bytes
 from fitgpt.checkpoint import (
     Progress,
     RunCheckpoints,
@@ -125,6 +135,7 @@ from fitgpt.checkpoint import (
 )
 from fitgpt.loader import prepare_if_missing, run_loaders
 from fitgpt.metrics import RunLog, Throughput, data_line, run_config
+from fitgpt.optim import build_optimizer, set_lr
 from fitgpt.planner import startup_summary
 from fitgpt.runtime import convert_to_float8, device_name, free_memory, setup_device
 from fitgpt.settings import TrainSettings
@@ -136,7 +147,6 @@ from fitgpt.training import (
     estimate_loss,
     forward_backward,
     learning_rates,
-    make_optimizer,
     optimizer_step,
     out_of_memory_hint,
 )
@@ -207,6 +217,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
     meta = read_meta(data_dir)
+    val_counts, no_bpb = val_bytes(data_dir, meta, keep=dist.master)  # the val text's bytes, for bits per byte
     model = build_model(s, meta, checkpoint)  # on the CPU: it moves to the device once the plan says it fits
     model.config.activation_checkpointing = s.activation_checkpointing  # training choices, not the shape
     model.config.loss_chunks = s.loss_chunks
@@ -221,7 +232,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx, s.compile_mode)
     if dist.rank:  # each rank its own dropout masks (the weights were made alike above)
         torch.manual_seed(s.seed + dist.rank)
-    optimizer = make_optimizer(model, s.weight_decay, s.learning_rate, (s.beta1, s.beta2), device)
+    optimizer = build_optimizer(model, s, device, dist.sharded)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
     progress = restore_training(checkpoint, model, optimizer, scaler, train_loader, dist) if checkpoint else Progress()
     checkpoint = None  # free its memory
@@ -230,6 +241,9 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     config = run_config(
         s, model.config, data_dir, meta, split_tokens, device_name(device), dtype, dist.world_size, library_versions()
     )
+    config["dataset"]["val_bytes"] = val_counts
+    if dist.master and no_bpb:
+        print(no_bpb)
     log = RunLog(s, dist.master, config, progress)  # writes config.json, raises the alarms the plan holds
     checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist)
     guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
@@ -254,8 +268,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
         step_model.train()
         while progress.iter_num < s.max_iters and not s.eval_only:
             lr = lr_at(progress.iter_num)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(optimizer, lr)  # every group: lr times its own peak over learning_rate
             poison = progress.iter_num == s.inject_nan_at_iter
             with out_of_memory_hint(s.batch_size, s.block_size, s.gradient_accumulation_steps, device):
                 loss_sum = forward_backward(step_model, train_loader.next_batch, micro_steps, ctx, scaler, dist, poison)

@@ -235,8 +235,8 @@ def layer_saved(config: GPTConfig, dtype: str) -> int:
     """Bytes per token one block keeps for backward in eager mode."""
     a, c, hidden = ACTIVATION_BYTES[dtype], config.n_embd, config.hidden_dim
     saved = 2 * norm_saved(config, c) + a * c + attention_saved(config, a)  # + c_attn's input
-    if config.mlp == "gelu":
-        return saved + a * c + 2 * a * hidden  # c_fc's input, GELU's input and output
+    if config.mlp in ("gelu", "relu2"):
+        return saved + a * c + 2 * a * hidden  # c_fc's input, the activation's input and output
     # c_gate and c_fc each cast the input under autocast; SiLU's input and output, c_fc's output
     # and c_proj's input are hidden-sized
     return saved + (2 if a == 2 else 1) * a * c + 4 * a * hidden
@@ -314,6 +314,15 @@ class MemoryEstimate:
         return {part: round(getattr(self, part) / GIB, 3) for part in parts}
 
 
+def optimizer_state_bytes(config: GPTConfig, optimizer: str = "adamw") -> int:
+    """fp32 optimizer state: AdamW keeps two moments per parameter; with 'muon' the blocks'
+    matrices keep one momentum buffer each instead (the rest is still AdamW's)."""
+    state = 8 * param_count(config)
+    if optimizer == "muon":
+        state -= 4 * config.n_layer * layer_matmul_weights(config)
+    return state
+
+
 def training_memory(
     config: GPTConfig,
     batch_size: int,
@@ -322,8 +331,9 @@ def training_memory(
     activation_checkpointing: int = 0,
     gradient_accumulation_steps: int = 1,
     shards: int = 1,
+    optimizer: str = "adamw",
 ) -> MemoryEstimate:
-    """Peak memory of a training step: fp32 weights, gradients and AdamW's two moments (divided
+    """Peak memory of a training step: fp32 weights, gradients and the optimizer's state (divided
     over `shards` ranks under FSDP), autocast's bf16 weight copies, the activations the blocks
     keep for backward, the head's (including the loss's backward buffers), and a fixed overhead.
 
@@ -331,9 +341,9 @@ def training_memory(
     vocabulary-wide buffers, and the gradients only if an earlier micro-step made them (with one
     micro-step, the output layer's gradient: the rest are made as activations are freed); at the
     end of backward and in the optimizer step, weights, gradients and moments. The fused AdamW
-    used on GPUs needs no parameter-sized temporaries."""
+    used on GPUs needs no parameter-sized temporaries (Muon's Newton-Schulz, one matrix's worth)."""
     n = param_count(config)
-    weights, moments = 4 * n / shards, 8 * n / shards
+    weights, moments = 4 * n / shards, optimizer_state_bytes(config, optimizer) / shards
     grads = 4 * n / shards
     tokens = batch_size * config.block_size
     copies = 2 * matmul_weights(config) if ACTIVATION_BYTES[dtype] == 2 else 0

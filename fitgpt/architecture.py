@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 from fitgpt.errors import ConfigError
 
-CHOICES = {"pos_emb": ("learned", "rope"), "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu")}
+CHOICES = {"pos_emb": ("learned", "rope"), "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu", "relu2")}
 
 
 @dataclass
@@ -29,11 +29,13 @@ class GPTConfig:
     rope_theta: float = 10000.0
     norm: str = "layernorm"  # 'layernorm' | 'rmsnorm'
     norm_eps: float = 1e-5
-    mlp: str = "gelu"  # 'gelu' | 'swiglu'
-    mlp_hidden: int | None = None  # None: 4*n_embd (gelu) or llama's 2/3 * 4*n_embd rounding (swiglu)
+    mlp: str = "gelu"  # 'gelu' | 'swiglu' | 'relu2' (ReLU squared, modded-nanogpt's)
+    mlp_hidden: int | None = None  # None: 4*n_embd (gelu, relu2) or llama's 2/3 * 4*n_embd rounding (swiglu)
     multiple_of: int = 256  # swiglu hidden size is rounded up to this
     tie_embeddings: bool = True
     qk_norm: bool = False  # RMSNorm on each head's query and key before attention
+    logit_softcap: float = 0.0  # > 0: logits become cap * tanh(logits / cap) (Gemma 2, modded-nanogpt)
+    zero_init_proj: bool = False  # the blocks' output projections start at zero: each block starts as the identity
     # a training choice, not part of the shape (a resumed run may change it): while training, every
     # k-th block keeps only its input and recomputes the rest in backward; 0 is off, 1 every block
     activation_checkpointing: int = 0
@@ -64,6 +66,8 @@ class GPTConfig:
             raise ConfigError(f"activation_checkpointing must be >= 0, got {self.activation_checkpointing}")
         if self.loss_chunks < 0:
             raise ConfigError(f"loss_chunks must be >= 0, got {self.loss_chunks}")
+        if self.logit_softcap < 0:
+            raise ConfigError(f"logit_softcap must be >= 0 (0 is off), got {self.logit_softcap}")
         if self.mlp_hidden is not None and self.mlp_hidden <= 0:
             raise ConfigError(f"mlp_hidden must be positive, got {self.mlp_hidden}")
 
@@ -82,7 +86,7 @@ class GPTConfig:
     def hidden_dim(self) -> int:
         if self.mlp_hidden is not None:
             return self.mlp_hidden
-        if self.mlp == "gelu":
+        if self.mlp in ("gelu", "relu2"):
             return 4 * self.n_embd
         # llama: two thirds of 4*C (SwiGLU has three matrices instead of two), rounded up
         hidden = int(2 * 4 * self.n_embd / 3)

@@ -36,6 +36,7 @@ from contextlib import closing
 import numpy as np
 from tqdm import tqdm
 
+from fitgpt.bpb import val_bytes
 from fitgpt.downloads import tiktoken_encoding
 from fitgpt.errors import DataError, RunFailure
 from fitgpt.fsutil import atomic_write
@@ -466,10 +467,13 @@ def write_dataset(
     desc: str | None = None,
 ) -> tuple[int, int]:
     """Write meta.json, then tokenize an iterable of documents into shards (see ShardWriter),
-    resuming after the complete shards already in out_dir. Returns (index after the last
+    resuming after the complete shards already in out_dir, then count the val text's bytes into
+    meta.json (bpb.py). Returns (index after the last
     shard, total tokens)."""
     os.makedirs(out_dir, exist_ok=True)
     old = read_meta(out_dir)
+    if old is not None:
+        old.pop("val_bytes", None)  # the val text's byte count (bpb.py) is no part of the tokenizer
     if old not in (None, meta) and glob.glob(os.path.join(out_dir, f"{name}_*.bin")):
         raise DataError(
             f"{out_dir}: holds {name} shards of another tokenizer (meta.json: {old}); "
@@ -488,7 +492,9 @@ def write_dataset(
             desc=desc or name, total=max_tokens, initial=writer.total, unit="tok", unit_scale=True, disable=None
         ) as progress,
     ):
-        return writer.write(_drop(arrays, drop), progress)
+        written = writer.write(_drop(arrays, drop), progress)
+    val_bytes(out_dir, meta)  # counted once, kept in meta.json: bits per byte
+    return written
 
 
 def _drop(arrays, n):

@@ -92,6 +92,8 @@ def hf_architecture(config: GPTConfig) -> str:
     ]
     if config.qk_norm:
         problems.append("qk_norm=True (neither GPT-2 nor Llama normalizes queries and keys)")
+    if config.logit_softcap:
+        problems.append(f"logit_softcap={config.logit_softcap} (neither GPT-2 nor Llama caps the logits)")
     if family == "gpt2" and config.n_kv_heads != config.n_head:
         problems.append(
             f"n_kv_heads={config.n_kv_heads} (GPT-2 has no grouped-query attention; needs n_head={config.n_head})"

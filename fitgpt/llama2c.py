@@ -44,7 +44,16 @@ from fitgpt.fsutil import atomic_write
 from fitgpt.tokenization import load_sentencepiece, tokenizer_kind
 from model import GPT, rope_tables
 
-RUN_C = dict(pos_emb="rope", norm="rmsnorm", mlp="swiglu", bias=False, qk_norm=False, rope_theta=10000.0, norm_eps=1e-5)
+RUN_C = dict(
+    pos_emb="rope",
+    norm="rmsnorm",
+    mlp="swiglu",
+    bias=False,
+    qk_norm=False,
+    rope_theta=10000.0,
+    norm_eps=1e-5,
+    logit_softcap=0.0,
+)
 RUN_C_BOS = 1  # run.c starts a prompt with token 1 and stops at it
 MAGIC = 0x616B3432  # "ak42", the first uint32 of a v1 file
 V1_HEADER_BYTES = 256

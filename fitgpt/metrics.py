@@ -6,12 +6,13 @@ Only rank 0 reports. plot.py reads these files back (fitgpt/runs.py).
 
 metrics.jsonl rows: a step has iter, tokens, flops (so far), epoch, loss, lr, ms, tok_per_s, mfu,
 elapsed_s (wall time since the run started, every resumed part included), eta_s, grad_norm,
-skipped, and val_loss with train_eval_loss when it was evaluated; the evaluation before the first
-step has iter, tokens, flops, epoch, lr, elapsed_s, val_loss, train_eval_loss; an alarm has iter,
+skipped, and val_loss with train_eval_loss (and val_bpb, bits per byte, when the dataset's val
+text is known: fitgpt/bpb.py) when it was evaluated; the evaluation before the first step has
+iter, tokens, flops, epoch, lr, elapsed_s, val_loss, train_eval_loss, val_bpb; an alarm has iter,
 tokens, alarm (its name) and message; the run's end has iter, tokens, flops, epoch, finished
-(False when a signal stopped it) and best_val_loss; a HellaSwag score (train.py's hellaswag_interval, or
-evaluate.py afterwards) has iter, tokens, hellaswag_items, hellaswag_acc, hellaswag_acc_norm and
-their _stderr.
+(False when a signal stopped it) and best_val_loss; a HellaSwag score (train.py's
+hellaswag_interval, or evaluate.py afterwards) has iter, tokens, hellaswag_items, hellaswag_acc,
+hellaswag_acc_norm and their _stderr.
 """
 
 import dataclasses
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 from fitgpt import accounting
 from fitgpt.alarms import Alarm, RunAlarms
 from fitgpt.architecture import GPTConfig
+from fitgpt.bpb import bits_per_byte
 from fitgpt.errors import DataError
 from fitgpt.fsutil import atomic_write
 from fitgpt.settings import TrainSettings
@@ -216,6 +218,7 @@ class RunLog:
         self.file = MetricsLog(os.path.join(s.out_dir, METRICS_FILE), resume_iter)
         write_run_config(s.out_dir, config)
         self.flops_per_token, self.train_tokens = config["flops_per_token"], config["dataset"]["train_tokens"]
+        self.val_bytes = config["dataset"].get("val_bytes")  # None: bits per byte unknown
         self.alarms = RunAlarms(s, self.train_tokens, self.file.kept)
         if s.wandb_log:
             self.wandb = WandbRun(s.wandb_project, s.wandb_run_name, config)
@@ -248,12 +251,21 @@ class RunLog:
         """Print an evaluation; record=True also logs it on its own (the first one, eval_only)."""
         if not self.active:
             return
-        print(eval_line(progress.iter_num, losses), flush=True)
+        print(eval_line(progress.iter_num, losses, self.bpb(losses)), flush=True)
         if record:
             row = {**self.progress_fields(progress), "lr": lr, "elapsed_s": round(progress.elapsed_s, 1)}
-            row["val_loss"], row["train_eval_loss"] = losses["val"], losses["train"]
+            row.update(self.eval_fields(losses))
             self.write(row)
             self.raise_alarms(self.alarms.update(row))
+
+    def bpb(self, losses: dict) -> float | None:
+        return bits_per_byte(losses["val"], self.val_bytes) if self.val_bytes else None
+
+    def eval_fields(self, losses: dict) -> dict:
+        """An evaluation's fields of a metrics.jsonl row: val_bpb too when the val text's bytes are known."""
+        fields = {"val_loss": losses["val"], "train_eval_loss": losses["train"]}
+        bpb = self.bpb(losses)
+        return fields if bpb is None else {**fields, "val_bpb": bpb}
 
     def step(self, progress: "Progress", loss: float, lr: float, grad_norm: float, rates: dict, losses: dict) -> None:
         """Log and print a training step: progress (a checkpoint.Progress), the mean loss, learning
@@ -270,7 +282,7 @@ class RunLog:
             "skipped": progress.skipped_batches,
         }
         if losses:
-            record["val_loss"], record["train_eval_loss"] = losses["val"], losses["train"]
+            record.update(self.eval_fields(losses))
         self.write(record)
         print(step_line(record), flush=True)
         self.raise_alarms(self.alarms.update(record))
@@ -369,8 +381,9 @@ def duration(seconds: float) -> str:
     return f"{days}d {hours:02d}h"
 
 
-def eval_line(iter_num: int, losses: dict) -> str:
-    return f"iter {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+def eval_line(iter_num: int, losses: dict, bpb: float | None = None) -> str:
+    line = f"iter {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+    return line if bpb is None else f"{line}, val {bpb:.4f} bits per byte"
 
 
 def hellaswag_line(result: dict) -> str:

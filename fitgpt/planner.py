@@ -95,6 +95,7 @@ def max_micro_batch(
     gradient_accumulation_steps: int = 1,
     shards: int = 1,
     limit: int = 4096,
+    optimizer: str = "adamw",
 ) -> int:
     """The largest micro-batch whose predicted peak fits the device (0: not even one sequence)."""
     usable = accounting.usable_memory(device.memory_gib)
@@ -102,7 +103,7 @@ def max_micro_batch(
     def fits(b):
         return (
             accounting.training_memory(
-                config, b, dtype, compile, activation_checkpointing, gradient_accumulation_steps, shards
+                config, b, dtype, compile, activation_checkpointing, gradient_accumulation_steps, shards, optimizer
             ).total
             <= usable
         )
@@ -161,13 +162,14 @@ def plan_run(
     unique_tokens: int | None = None,
     parallelism: str = "ddp",
     law: dict = CHINCHILLA,
+    optimizer: str = "adamw",
 ) -> RunPlan:
     """The figures of a run with these settings (config.activation_checkpointing included) on
     `gpus` GPUs with DDP, or with FSDP (per-GPU memory: the model state divided over the GPUs)."""
     ckpt = config.activation_checkpointing
     micro_steps = max(1, gradient_accumulation_steps // gpus)
     shards = gpus if parallelism == "fsdp" else 1
-    memory = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps, shards)
+    memory = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps, shards, optimizer)
     tokens_per_step = batch_size * config.block_size * gradient_accumulation_steps
     total = tokens_per_step * max_iters
     params = accounting.param_count(config)
@@ -183,7 +185,7 @@ def plan_run(
         peak_memory_gib=round(memory.total / GIB, 2),
         usable_memory_gib=round(accounting.usable_memory(device.memory_gib) / GIB, 2),
         fits=memory.total <= accounting.usable_memory(device.memory_gib),
-        max_micro_batch=max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards),
+        max_micro_batch=max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards, optimizer=optimizer),
         parallelism=parallelism,
         tokens_per_step=tokens_per_step,
         total_tokens=total,
@@ -327,7 +329,9 @@ def startup_summary(
     micro_steps = gradient_accumulation_steps // world_size
     ckpt = config.activation_checkpointing
     shards = world_size if settings.parallelism == "fsdp" else 1
-    peak = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps, shards).total
+    peak = accounting.training_memory(
+        config, batch_size, dtype, compile, ckpt, micro_steps, shards, settings.optimizer
+    ).total
     tokens = batch_size * config.block_size * gradient_accumulation_steps * max_iters
     line = (
         f"plan: {params:,} parameters, {accounting.flops_per_token(config) / 1e6:,.1f} MFLOPs per token; "
@@ -341,7 +345,7 @@ def startup_summary(
     if free_bytes is None or peak <= 1.1 * free_bytes:  # within the model's error: let the run find out
         return [line], None
     device = Device("this GPU", free_bytes / GIB + accounting.CONTEXT_RESERVE / GIB, 0.0)
-    fit = max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards)
+    fit = max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards, optimizer=settings.optimizer)
     if fit:
         micro = 2 ** int(math.log2(fit))
         accumulation = gradient_accumulation_steps * batch_size // micro
@@ -349,7 +353,14 @@ def startup_summary(
             "" if ckpt else ", or activation_checkpointing=1"
         )
     elif not ckpt and max_micro_batch(
-        replace(config, activation_checkpointing=1), device, dtype, compile, 1, micro_steps, shards
+        replace(config, activation_checkpointing=1),
+        device,
+        dtype,
+        compile,
+        1,
+        micro_steps,
+        shards,
+        optimizer=settings.optimizer,
     ):
         fix = "set activation_checkpointing=1 with a smaller batch_size"
     else:

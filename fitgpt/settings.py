@@ -91,15 +91,34 @@ class TrainSettings:
     norm: str = setting("layernorm", "normalization layer", choices=CHOICES["norm"])
     norm_eps: float = setting(1e-5, "normalization epsilon", above=0.0)
     mlp: str = setting("gelu", "MLP type", choices=CHOICES["mlp"])
-    mlp_hidden: int | None = setting(None, "MLP hidden size; None: 4*n_embd (gelu) or llama's rule (swiglu)", min=1)
+    mlp_hidden: int | None = setting(
+        None, "MLP hidden size; None: 4*n_embd (gelu, relu2) or llama's rule (swiglu)", min=1
+    )
     multiple_of: int = setting(256, "swiglu hidden size is rounded up to this", min=1)
     tie_embeddings: bool = setting(True, "share the token embedding with the output layer")
     qk_norm: bool = setting(False, "RMSNorm on each head's query and key")
+    logit_softcap: float = setting(0.0, "bound the logits to +-this: cap * tanh(logits / cap); 0: off", min=0.0)
+    zero_init_proj: bool = setting(False, "start the attention and MLP output projections at zero")
     activation_checkpointing: int = setting(
         0, "recompute every k-th block's activations in backward (0 off, 1 all): less memory, ~1/3 more compute", min=0
     )
     loss_chunks: int = setting(
         0, "output layer and loss in this many chunks, logits remade in backward: no whole fp32 logits (0 off)", min=0
+    )
+    # the optimizer (fitgpt/optim.py); Muon's defaults are nanochat's (lr 0.02, Nesterov momentum 0.95, no decay)
+    optimizer: str = setting(
+        "adamw",
+        "adamw: AdamW for all; muon: Muon for the blocks' matrices, AdamW for the rest",
+        choices=("adamw", "muon"),
+    )
+    muon_lr: float = setting(0.02, "optimizer='muon': peak learning rate of the blocks' matrices", min=0.0)
+    muon_momentum: float = setting(0.95, "optimizer='muon': Muon's (Nesterov) momentum", min=0.0, max=0.9999)
+    muon_weight_decay: float = setting(0.0, "optimizer='muon': decoupled weight decay of the blocks' matrices", min=0.0)
+    embedding_lr: float | None = setting(
+        None, "optimizer='muon': AdamW's peak lr for the embeddings (and a tied head); None: learning_rate", min=0.0
+    )
+    head_lr: float | None = setting(
+        None, "optimizer='muon': AdamW's peak lr for an untied output layer; None: learning_rate", min=0.0
     )
     # AdamW and the learning-rate schedule
     learning_rate: float = setting(6e-4, "peak learning rate", min=0.0)

@@ -2,8 +2,9 @@
 Tokenizers, chosen in one place from a dataset's meta.json: 'char' (a character table), 'gpt2'
 (tiktoken), 'sentencepiece' (a model file beside the shards). A dataset without meta.json (e.g.
 llm.c's published shards) is GPT-2 tokens. Each tokenizer has encode(str) -> list[int],
-decode(list[int]) -> str, vocab_size, eot_id (None when there is no end-of-text token) and bos_id
-(the token every document starts with, which a prompt starts with too; None for 'char' and 'gpt2').
+decode(list[int]) -> str, text_bytes(list[int]) -> int (the UTF-8 bytes of that text, for bits
+per byte), vocab_size, eot_id (None when there is no end-of-text token) and bos_id (the token
+every document starts with, which a prompt starts with too; None for 'char' and 'gpt2').
 
 SentencePiece vocabularies are llama2.c's: an existing model (Llama 2's tokenizer.model) or one
 trained on the data (train_sentencepiece: BPE with byte fallback, unk/bos/eos = 0/1/2), and each
@@ -61,6 +62,10 @@ class CharTokenizer:
     def decode(self, ids: list[int]) -> str:
         return "".join(self.chars[i] for i in ids)
 
+    def text_bytes(self, ids: list[int]) -> int:
+        """UTF-8 bytes of the text ids decode to."""
+        return len(self.decode(ids).encode("utf-8"))
+
 
 class TiktokenTokenizer:
     bos_id = None  # a GPT-2 prompt starts with its text, as nanoGPT's do
@@ -77,6 +82,11 @@ class TiktokenTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.enc.decode(list(ids))
+
+    def text_bytes(self, ids: list[int]) -> int:
+        """UTF-8 bytes of the text ids decode to: the tokens' bytes, a character cut by a split
+        counted as its bytes on each side (decode would make it a 3-byte replacement)."""
+        return len(self.enc.decode_bytes(list(ids)))
 
 
 def load_sentencepiece(model_path: str):  # -> sentencepiece.SentencePieceProcessor
@@ -103,6 +113,11 @@ class SentencePieceTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode(list(ids))
+
+    def text_bytes(self, ids: list[int]) -> int:
+        """UTF-8 bytes of the text ids decode to (without the space SentencePiece prefixes to each
+        document, which decode drops)."""
+        return len(self.decode(ids).encode("utf-8"))
 
 
 Tokenizer = CharTokenizer | TiktokenTokenizer | SentencePieceTokenizer

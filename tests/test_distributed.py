@@ -32,17 +32,25 @@ def assert_same_curve(a, b):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("parallelism, order", [("ddp", "sequential"), ("fsdp", "random")])
-def test_two_ranks_train_like_one_process_and_hand_over_to_one(char_dataset, tmp_path, parallelism, order):
+@pytest.mark.parametrize(
+    "parallelism, order, optimizer",
+    [("ddp", "sequential", "adamw"), ("fsdp", "random", "adamw"), ("ddp", "random", "muon")],
+)
+def test_two_ranks_train_like_one_process_and_hand_over_to_one(char_dataset, tmp_path, parallelism, order, optimizer):
     one = tmp_path / "one"
-    train.run(settings(char_dataset, one, data_order=order))
+    train.run(settings(char_dataset, one, data_order=order, optimizer=optimizer))
     two = tmp_path / "two"
-    run_script(*TORCHRUN, *as_args(settings(char_dataset, two, data_order=order, parallelism=parallelism)))
-    assert_same_curve(curve(one), curve(two))  # 6 steps, evaluations included
+    run_script(
+        *TORCHRUN, *as_args(settings(char_dataset, two, data_order=order, parallelism=parallelism, optimizer=optimizer))
+    )
+    assert_same_curve(curve(one), curve(two))  # 6 steps, evaluations included: every rank took the same update
     resumed = tmp_path / "resumed"  # the 2-rank checkpoint of iteration 3, finished by one process
     resumed.mkdir()
     shutil.copy(two / "ckpt_3.pt", resumed / "ckpt.pt")
-    train.run(settings(char_dataset, resumed, init_from="resume"), {"out_dir": str(resumed), "parallelism": "ddp"})
+    train.run(
+        settings(char_dataset, resumed, init_from="resume", optimizer=optimizer),
+        {"out_dir": str(resumed), "parallelism": "ddp"},
+    )
     assert_same_curve([p for p in curve(one) if p[0] > 3], [p for p in curve(resumed) if p[0] > 3])
 
 

@@ -87,26 +87,32 @@ def assert_same_run(reference, resumed):
 
 @pytest.fixture(scope="module")
 def reference_runs(char_dataset, tmp_path_factory):
+    """The uninterrupted run's folder for (data order, optimizer), trained on first use."""
     runs = {}
-    for order in ("random", "sequential"):
-        out = str(tmp_path_factory.mktemp(f"reference_{order}"))
-        train.run(fault_settings(data_dir=char_dataset, out_dir=out, data_order=order))
-        runs[order] = out
-    return runs
+
+    def reference(order, optimizer):
+        if (order, optimizer) not in runs:
+            out = str(tmp_path_factory.mktemp(f"reference_{order}_{optimizer}"))
+            train.run(fault_settings(data_dir=char_dataset, out_dir=out, data_order=order, optimizer=optimizer))
+            runs[order, optimizer] = out
+        return runs[order, optimizer]
+
+    return reference
 
 
 @pytest.mark.parametrize(
-    "order, mode, n",
+    "order, mode, n, optimizer",
     [
-        ("random", "batch", 13),  # second micro-step of iteration 7 (2 per iteration)
-        pytest.param("random", "batch", 30, marks=pytest.mark.slow),  # first micro-step of iteration 15
-        pytest.param("random", "save", 3, marks=pytest.mark.slow),  # while writing the iteration-12 checkpoint
-        pytest.param("sequential", "batch", 19, marks=pytest.mark.slow),
+        ("random", "batch", 13, "adamw"),  # second micro-step of iteration 7 (2 per iteration)
+        ("random", "batch", 13, "muon"),  # Muon's momentum and AdamW's moments both come back
+        pytest.param("random", "batch", 30, "adamw", marks=pytest.mark.slow),  # first micro-step of iteration 15
+        pytest.param("random", "save", 3, "adamw", marks=pytest.mark.slow),  # while writing the iteration-12 one
+        pytest.param("sequential", "batch", 19, "adamw", marks=pytest.mark.slow),
     ],
 )
-def test_sigkill_then_resume_is_bit_identical(reference_runs, char_dataset, tmp_path, order, mode, n):
+def test_sigkill_then_resume_is_bit_identical(reference_runs, char_dataset, tmp_path, order, mode, n, optimizer):
     out = str(tmp_path / "run")
-    args = fault_args(data_dir=char_dataset, out_dir=out, data_order=order)
+    args = fault_args(data_dir=char_dataset, out_dir=out, data_order=order, optimizer=optimizer)
     killed = subprocess.run(
         [sys.executable, "-c", HARNESS, mode, str(n), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
@@ -116,7 +122,7 @@ def test_sigkill_then_resume_is_bit_identical(reference_runs, char_dataset, tmp_
         assert weights(out)["iter_num"] == 8  # ckpt.pt is still the previous, complete checkpoint
     run_script("train.py", *args, "--init_from=resume")
     assert not any(".tmp." in name for name in os.listdir(out))
-    assert_same_run(reference_runs[order], out)
+    assert_same_run(reference_runs(order, optimizer), out)
 
 
 @pytest.mark.slow

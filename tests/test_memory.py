@@ -149,12 +149,13 @@ def test_checkpointing_with_compile_trains(char_dataset, tmp_path):
     assert final["val_loss"] < 4.0
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
-def test_chunked_loss_keeps_no_logits_and_matches_the_plain_loss(dtype):
-    config = GPTConfig(**SHAPE, n_layer=2)
+@pytest.mark.parametrize("dtype, softcap", [("fp32", 0.0), ("bf16", 0.0), ("fp32", 15.0)])
+def test_chunked_loss_keeps_no_logits_and_matches_the_plain_loss(dtype, softcap):
+    config = GPTConfig(**SHAPE, n_layer=2, logit_softcap=softcap)
     torch.manual_seed(0)
     plain = GPT(config).train()
-    chunked = GPT(GPTConfig(**SHAPE, n_layer=2, loss_chunks=5)).train()  # 192 tokens: uneven chunks of 39
+    # 192 tokens: uneven chunks of 39
+    chunked = GPT(GPTConfig(**SHAPE, n_layer=2, loss_chunks=5, logit_softcap=softcap)).train()
     chunked.load_state_dict(plain.state_dict())
     x = torch.randint(0, config.vocab_size, (2, 96))
     y = torch.randint(0, config.vocab_size, (2, 96))

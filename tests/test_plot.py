@@ -21,9 +21,10 @@ from fitgpt.settings import TrainSettings
 TRAIN_TOKENS = 20_000
 
 
-def synthetic_run(folder, n_embd=32, lr=1e-3, iters=60, eval_interval=20, partial=False):
+def synthetic_run(folder, n_embd=32, lr=1e-3, iters=60, eval_interval=20, partial=False, tokens_per_byte=None):
     """A run folder as train.py leaves it: config.json, and metrics.jsonl with a loss that falls,
-    a warmup-then-cosine lr, an evaluation every eval_interval (none when 0), and past one epoch."""
+    a warmup-then-cosine lr, an evaluation every eval_interval (none when 0), and past one epoch;
+    with tokens_per_byte, val_bpb beside each val_loss."""
     s = TrainSettings(
         out_dir=str(folder),
         n_layer=2,
@@ -59,6 +60,8 @@ def synthetic_run(folder, n_embd=32, lr=1e-3, iters=60, eval_interval=20, partia
         lines.append(row(it) | {"loss": loss})
         if eval_interval and it % eval_interval == 0:
             lines[-1] |= {"val_loss": loss + 0.05, "train_eval_loss": loss - 0.02}
+            if tokens_per_byte:
+                lines[-1]["val_bpb"] = (loss + 0.05) * tokens_per_byte / math.log(2)
     lines.insert(1, {"iter": 0, "tokens": 0, "alarm": "epochs_planned", "message": "..."})
     lines.append({"iter": 40, "tokens": 40 * 512, "alarm": "plateau", "message": "..."})
     text = "".join(json.dumps(line) + "\n" for line in lines)
@@ -112,6 +115,20 @@ def test_every_axis_and_format(tmp_path, capsys, options, suffix, magic):
     code, _, stderr = cli(plot.main, [*runs, *options, "--out", out], capsys)
     assert code == 0, stderr
     assert out.read_bytes().startswith(magic)
+
+
+def test_bits_per_byte_compares_tokenizers_and_refuses_a_run_without_them(tmp_path, capsys):
+    chars = synthetic_run(tmp_path / "chars", tokens_per_byte=1.0)
+    bpe = synthetic_run(tmp_path / "bpe", tokens_per_byte=0.32)
+    out = tmp_path / "bpb.png"
+    code, _, stderr = cli(plot.main, [chars, bpe, "--y", "bpb", "--out", out], capsys)
+    assert code == 0, stderr
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (1000, 700)
+    unknown = synthetic_run(tmp_path / "unknown")
+    code, _, stderr = cli(plot.main, [chars, unknown, "--y", "bpb", "--out", out], capsys)
+    assert code == 2 and len(stderr.splitlines()) == 1
+    assert stderr.startswith(f"error: --y bpb: {unknown} logged no val_bpb (its dataset's text bytes are unknown)")
 
 
 def test_a_run_with_nothing_logged_yet_still_draws(tmp_path, capsys):

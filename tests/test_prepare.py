@@ -106,7 +106,9 @@ def test_text_round_trip(docs, reference, gpt2_encoding):
     # the token stream of a straightforward tokenization, document by document
     expected = np.concatenate([[EOT] + enc.encode_ordinary(d) for d in docs])
     np.testing.assert_array_equal(token_stream(reference), expected)
-    assert read_meta(reference) == {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT}
+    val_text = enc.decode_bytes([t for t in expected[:3000].tolist() if t != EOT])  # the val split's text
+    val_bytes = {"tokens": 3000, "bytes": len(val_text)}
+    assert read_meta(reference) == {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT, "val_bytes": val_bytes}
 
 
 def test_resume_is_byte_identical(files, reference, tmp_path, capsys):
@@ -255,7 +257,9 @@ def test_tinystories_sentencepiece(docs, tmp_path):
         ]
     )
     meta = read_meta(out)
+    val_bytes = meta.pop("val_bytes")  # data00.json's stories, in UTF-8, without the BOS between them
     assert meta == {"tokenizer": "sentencepiece", "model_file": "tok400.model", "vocab_size": 400, "eot_id": 1}
+    assert val_bytes["bytes"] == sum(len(s.encode("utf-8")) for s in stories[:10])
     tok = get_tokenizer(meta, str(out))
     assert tok.vocab_size == 400 and tok.eot_id == 1  # BOS separates stories, so sampling stops there
     for s in stories[:5]:
@@ -286,12 +290,9 @@ def test_text_with_tokenizer_model_reuses_its_ids(docs, files, llama_like_model,
     sp = sentencepiece.SentencePieceProcessor(model_file=model_file)
     expected = np.concatenate([[sp.bos_id()] + sp.encode(d) for d in docs])  # each document starts with BOS
     np.testing.assert_array_equal(token_stream(out), expected)
-    assert read_meta(out) == {
-        "tokenizer": "sentencepiece",
-        "model_file": "tokenizer.model",
-        "vocab_size": 400,
-        "eot_id": 1,
-    }
+    meta = read_meta(out)
+    assert meta.pop("val_bytes")["tokens"] == 3000
+    assert meta == {"tokenizer": "sentencepiece", "model_file": "tokenizer.model", "vocab_size": 400, "eot_id": 1}
     assert (out / "tokenizer.model").read_bytes() == model_bytes  # the dataset carries its vocabulary
     load_script("text").main([*args, "--shard-tokens", str(SHARD), "--num-proc", "2"])  # a rerun keeps it
     np.testing.assert_array_equal(token_stream(out), expected)

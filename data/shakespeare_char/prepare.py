@@ -5,7 +5,7 @@ Character-level tiny shakespeare: one token per character (65 of them).
     python data/shakespeare_char/prepare.py --input tinyshakespeare.txt
 
 Writes shakespeare_char_train_000000.bin (first 90%), shakespeare_char_val_000000.bin (last 10%)
-and meta.json with the character table, beside this file (or in --out_dir).
+and meta.json with the character table (and the val text's byte count), beside this file (or in --out_dir).
 Importable: prepare(text, out_dir) does the same for any string.
 """
 
@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from fitgpt.bpb import val_bytes
 from fitgpt.downloads import download_text
 from fitgpt.errors import ConfigError, DataError, exit_on_error
 from fitgpt.shards import shard_name, write_meta, write_shard
@@ -37,7 +38,7 @@ def prepare(text: str, out_dir: str, val_fraction: float = 0.1) -> dict:
     write_shard(os.path.join(out_dir, shard_name(NAME, "train", 0)), ids[:split])
     meta = {"tokenizer": "char", "vocab_size": len(chars), "eot_id": None, "chars": chars}
     write_meta(out_dir, meta)
-    return meta
+    return {**meta, "val_bytes": val_bytes(out_dir, meta)[0]}  # kept in meta.json too: bits per byte
 
 
 def main(argv=None):

@@ -1,0 +1,186 @@
+"""
+Loss per token on tiny shakespeare: (a) config/shakespeare_char.py as it is, (b) its shape with
+the small-scale recipe and AdamW (config/shakespeare_char_fast.py with optimizer='adamw'), (c) the
+same with Muon (the config as it is). For each, over seeds 1-3 (the seed fixes both the initial
+weights and the data order, so every config sees the same batches): the iterations, tokens and
+training time each needs to first reach (a)'s mean val loss at its last iteration, its best val
+loss and bits per byte, and its seconds per iteration. (b) and (c) get the same learning-rate
+sweep on seed 1 (AdamW's learning_rate for (b), muon_lr for (c)); seeds 2 and 3 run at the best.
+Each run is train.py in a subprocess with OMP_NUM_THREADS=1; finished runs are kept and reused.
+
+    python benchmarks/recipe_bench.py --out /tmp/recipe-char --jobs 2
+    python benchmarks/recipe_bench.py --out /tmp/recipe-gpt2 --dataset shakespeare_gpt2 --iters 300 \\
+        --eval-iters 10 --adamw-lrs 2e-3 --muon-lrs 0.02   # GPT-2 tokens, no sweep: (b), (c) at these
+GPT-2 tokens of the same text, with the same val text as shakespeare_char's (its last 10%):
+see docs/benchmarks.md. With GPT-2's vocabulary the head is tied in (b) and (c), as in (a): an
+untied one would double the parameters.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, REPO)
+from fitgpt.metrics import read_records
+
+SEEDS = (1, 2, 3)
+
+
+def arguments(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder for the runs (reused: finished runs are not rerun)")
+    parser.add_argument("--dataset", default="shakespeare_char")
+    parser.add_argument("--iters", type=int, default=2000, help="max_iters (and lr_decay_iters) of every run")
+    parser.add_argument("--eval-interval", type=int, default=50)
+    parser.add_argument("--eval-iters", type=int, default=20)
+    parser.add_argument("--adamw-lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3], help="(b)'s sweep")
+    parser.add_argument("--muon-lrs", type=float, nargs="+", default=[0.01, 0.02, 0.04], help="(c)'s sweep")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    return parser.parse_args(argv)
+
+
+def common(args) -> list[str]:
+    extra = [f"--dataset={args.dataset}"]
+    if args.dataset != "shakespeare_char":  # GPT-2 tokens: pad the vocabulary as usual
+        extra += ["--vocab_multiple=64"]
+    return extra + [
+        f"--max_iters={args.iters}",
+        f"--lr_decay_iters={args.iters}",
+        f"--eval_interval={args.eval_interval}",
+        f"--eval_iters={args.eval_iters}",
+        f"--log_interval={args.eval_interval}",
+        "--always_save_checkpoint=False",
+    ]
+
+
+def run_specs(args, adamw_lrs, muon_lrs, seeds) -> dict[str, list[str]]:
+    """Run name -> train.py arguments."""
+    recipe = ["config/shakespeare_char_fast.py"]
+    if args.dataset != "shakespeare_char":
+        recipe.append("--tie_embeddings=True")
+    specs = {f"a-seed{seed}": ["config/shakespeare_char.py", f"--seed={seed}"] for seed in SEEDS}
+    for seed in seeds:
+        for lr in adamw_lrs:
+            specs[f"b-lr{lr:g}-seed{seed}"] = recipe + ["--optimizer=adamw", f"--learning_rate={lr}", f"--seed={seed}"]
+        for lr in muon_lrs:
+            specs[f"c-lr{lr:g}-seed{seed}"] = recipe + ["--optimizer=muon", f"--muon_lr={lr}", f"--seed={seed}"]
+    return specs
+
+
+def finished(out_dir: str, iters: int) -> bool:
+    path = os.path.join(out_dir, "metrics.jsonl")
+    return os.path.exists(path) and any(r.get("iter") == iters and "val_loss" in r for r in read_records(path))
+
+
+def run_all(args, specs: dict[str, list[str]]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def one(name):
+        out_dir = os.path.join(args.out, name)
+        if finished(out_dir, args.iters):
+            return
+        command = [sys.executable, "train.py", *specs[name], *common(args), f"--out_dir={out_dir}"]
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "stdout.txt"), "w") as log:
+            print(" ".join(command[1:]), file=log, flush=True)
+            subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        print(f"done {name}", flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(one, specs))
+
+
+def summarize(out_dir: str) -> dict:
+    rows = read_records(os.path.join(out_dir, "metrics.jsonl"))
+    evals = [r for r in rows if "val_loss" in r]
+    steps = sorted(r["ms"] for r in rows if "ms" in r)
+    return {
+        "evals": [(r["iter"], r["tokens"], r["val_loss"]) for r in evals],
+        "final": evals[-1]["val_loss"],
+        "best": min(r["val_loss"] for r in evals),
+        "best_bpb": min(r["val_bpb"] for r in evals) if "val_bpb" in evals[-1] else None,
+        "s_per_iter": statistics.median(steps) / 1000,  # the median lap: robust to a busy neighbour
+    }
+
+
+def reach(run: dict, target: float) -> tuple[int, int] | None:
+    """(iterations, tokens) of the first evaluation at or below target."""
+    return next(((it, tok) for it, tok, loss in run["evals"] if loss <= target), None)
+
+
+def mean_sd(values: list[float], digits: int = 4) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def table(args, groups: dict[str, list[dict]]) -> tuple[str, dict]:
+    target = statistics.mean(r["final"] for r in groups["a"])
+    lines = [
+        f"target: (a)'s mean val loss at iteration {args.iters}: {target:.4f}",
+        "",
+        "| config | iterations to target | tokens to target | time to target (s) | best val loss | best bpb | s/iter |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    facts = {"target": target}
+    for name, runs in groups.items():
+        reached = [(reach(r, target), r["s_per_iter"]) for r in runs]
+        its = [hit[0] for hit, _ in reached if hit]
+        toks = [hit[1] for hit, _ in reached if hit]
+        times = [hit[0] * s for hit, s in reached if hit]
+        note = "" if len(its) == len(runs) else f" ({len(its)}/{len(runs)} seeds reach it)"
+        bpbs = [r["best_bpb"] for r in runs if r["best_bpb"] is not None]
+        spi = [r["s_per_iter"] for r in runs]
+        lines.append(
+            f"| ({name}) | {mean_sd(its, 0)}{note} | {mean_sd(toks, 0)} | {mean_sd(times, 1)} | "
+            f"{mean_sd([r['best'] for r in runs])} | {mean_sd(bpbs)} | {mean_sd(spi, 4)} |"
+        )
+        facts[name] = {"iters": its, "tokens": toks, "s_per_iter": spi, "reached": len(its), "runs": len(runs)}
+    if all(facts[k]["iters"] for k in "abc"):
+        m = {k: statistics.mean(facts[k]["tokens"]) for k in "abc"}
+        t = {k: statistics.mean(facts[k]["s_per_iter"]) for k in "bc"}
+        lines += [
+            "",
+            f"(c)/(a) tokens to target: {m['c'] / m['a']:.2f} (target <= 0.5); (c)/(b): {m['c'] / m['b']:.2f} "
+            f"(target <= 0.8); (c)/(b) s/iter: {t['c'] / t['b']:.2f} (target <= 1.15)",
+        ]
+    return "\n".join(lines), facts
+
+
+def main(argv=None):
+    args = arguments(argv)
+    os.makedirs(args.out, exist_ok=True)
+    sweep = len(args.adamw_lrs) > 1 or len(args.muon_lrs) > 1
+    run_all(args, run_specs(args, args.adamw_lrs, args.muon_lrs, SEEDS[:1] if sweep else SEEDS))
+    done = {
+        name: summarize(os.path.join(args.out, name))
+        for name in run_specs(args, args.adamw_lrs, args.muon_lrs, SEEDS[:1])
+    }
+    report = []
+    best_lr = {}
+    for kind, lrs in (("b", args.adamw_lrs), ("c", args.muon_lrs)):
+        results = {lr: done[f"{kind}-lr{lr:g}-seed1"]["best"] for lr in lrs}
+        best_lr[kind] = min(results, key=results.get)
+        if sweep:
+            listed = ", ".join(f"{lr:g}: {loss:.4f}" for lr, loss in results.items())
+            report.append(f"({kind}) sweep, seed 1, best val loss by lr: {listed}; chosen {best_lr[kind]:g}")
+    finals = run_specs(args, [best_lr["b"]], [best_lr["c"]], SEEDS)
+    run_all(args, finals)
+    groups = {"a": [], "b": [], "c": []}
+    for name in finals:
+        groups[name[0]].append(summarize(os.path.join(args.out, name)))
+    text, facts = table(args, groups)
+    report.append(text)
+    print("\n".join(report))
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump({"best_lr": best_lr, **facts}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -149,7 +149,7 @@ def test_a_muon_run_schedules_every_group_skips_a_nan_and_keeps_both_states(char
     final = train.run(s)
     assert final["skipped"] == 1 and final["best_val_loss"] < math.log(62) - 0.2  # it learned
     state = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)["optimizer"]
-    last_lr = train.lr_schedule(s)(19)
+    last_lr = train.learning_rates(s)(19)
     muon_group = state["muon"]["param_groups"][0]
     assert muon_group["lr"] == pytest.approx(last_lr * s.muon_lr / s.learning_rate)
     assert len(state["muon"]["state"]) == 2 * 4  # one momentum buffer per block matrix ...

@@ -145,10 +145,16 @@ def evaluate(
     was_training = model.training
     model.eval()
     correct = torch.zeros(2, dtype=torch.float64)  # acc, acc_norm
-    mine = encoded[dist.rank :: dist.world_size]
-    for batch in batches(mine, batch_items):
+    mine = list(batches(encoded[dist.rank :: dist.world_size], batch_items))
+    # every rank runs the same number of forward passes (FSDP gathers weights in each): a rank
+    # with fewer items scores a spare batch and drops its result
+    rounds = math.ceil(math.ceil(len(encoded) / dist.world_size) / batch_items)
+    for i in range(rounds):
+        batch = mine[i] if i < len(mine) else encoded[:1]
         x, y = rows(batch, model.config.block_size)
         total, count = ending_scores(model, x.to(device), y.to(device), ctx)
+        if i >= len(mine):
+            continue
         total, count = total.view(-1, ENDINGS).cpu(), count.view(-1, ENDINGS).cpu()
         labels = torch.tensor([item.label for item in batch])
         correct[0] += (total.argmax(dim=1) == labels).sum().item()

@@ -12,6 +12,8 @@ Each run is train.py in a subprocess with OMP_NUM_THREADS=1; finished runs are k
     python benchmarks/recipe_bench.py --out /tmp/recipe-gpt2 --dataset shakespeare_gpt2 --iters 150 \\
         --warmup-iters 20 --eval-interval 25 --eval-iters 5 --adamw-lrs 1e-3 --muon-lrs 0.01 --jobs 2
         # GPT-2 tokens, no sweep: (b) and (c) at the lrs the character-level sweep chose
+    python benchmarks/recipe_bench.py --out /tmp/recipe-char --ablate --jobs 2
+        # and (c) with each recipe option undone in turn, seeds 1-3: what each option wins on its own
 GPT-2 tokens of the same text, with the same val text as shakespeare_char's (its last 10%):
 see docs/benchmarks.md. With GPT-2's vocabulary the head is tied in (b) and (c), as in (a): an
 untied one would double the parameters.
@@ -30,6 +32,13 @@ sys.path.insert(0, REPO)
 from fitgpt.metrics import read_records
 
 SEEDS = (1, 2, 3)
+# (c) with one recipe option undone: name -> the train.py argument that undoes it
+ABLATIONS = {
+    "gelu": "--mlp=gelu",
+    "no_zero_init": "--zero_init_proj=False",
+    "no_softcap": "--logit_softcap=0",
+    "tied_head": "--tie_embeddings=True",
+}
 
 
 def arguments(argv):
@@ -43,6 +52,7 @@ def arguments(argv):
     parser.add_argument("--adamw-lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3], help="(b)'s sweep")
     parser.add_argument("--muon-lrs", type=float, nargs="+", default=[0.01, 0.02, 0.04], help="(c)'s sweep")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    parser.add_argument("--ablate", action="store_true", help="also run (c) with each option of ABLATIONS undone")
     return parser.parse_args(argv)
 
 
@@ -159,6 +169,36 @@ def table(args, groups: dict[str, list[dict]]) -> tuple[str, dict]:
     return "\n".join(lines), facts
 
 
+def ablation(args, muon_lr: float, full: list[dict], target: float) -> str:
+    """Run (c) with each option undone on every seed; report its best val loss and that loss minus
+    the full recipe's on the same seed (positive: the option helps)."""
+    recipe = run_specs(args, [], [muon_lr], SEEDS)
+    specs = {
+        f"d-{option}-seed{seed}": recipe[f"c-lr{muon_lr:g}-seed{seed}"] + [undo]
+        for option, undo in ABLATIONS.items()
+        for seed in SEEDS
+    }
+    run_all(args, specs)
+    lines = [
+        "",
+        f"(c) with one option undone, seeds {', '.join(map(str, SEEDS))} (paired with (c) on the same seed):",
+        "",
+        "| undone | iterations to target | best val loss | minus (c)'s, paired | best bpb |",
+        "|---|---|---|---|---|",
+    ]
+    for option, undo in ABLATIONS.items():
+        runs = [summarize(os.path.join(args.out, f"d-{option}-seed{seed}")) for seed in SEEDS]
+        its = [hit[0] for hit in (reach(r, target) for r in runs) if hit]
+        note = "" if len(its) == len(runs) else f" ({len(its)}/{len(runs)} seeds reach it)"
+        deltas = [r["best"] - c["best"] for r, c in zip(runs, full)]
+        bpbs = [r["best_bpb"] for r in runs if r["best_bpb"] is not None]
+        lines.append(
+            f"| `{undo}` | {mean_sd(its, 0)}{note} | {mean_sd([r['best'] for r in runs])} | "
+            f"{mean_sd(deltas)} | {mean_sd(bpbs)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = arguments(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -183,6 +223,8 @@ def main(argv=None):
         groups[name[0]].append(summarize(os.path.join(args.out, name)))
     text, facts = table(args, groups)
     report.append(text)
+    if args.ablate:
+        report.append(ablation(args, best_lr["c"], groups["c"], facts["target"]))
     print("\n".join(report))
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"best_lr": best_lr, **facts}, f, indent=1)

@@ -14,8 +14,10 @@ import train
 from conftest import cli, tiny_settings
 from fitgpt import accounting
 from fitgpt.architecture import GPTConfig
+from fitgpt.checkpoint import Progress
 from fitgpt.errors import ConfigError
 from fitgpt.optim import MuonAdamW, build_optimizer, set_lr
+from fitgpt.training import NonFiniteGuard, optimizer_step
 from model import GPT
 
 
@@ -128,6 +130,49 @@ def test_muon_steps_equal_a_hand_written_reference():
             assert error.norm() < 0.06 * moved.norm(), name
         else:  # AdamW in fp32
             assert error.abs().max() < 1e-6, name
+
+
+def test_the_fp16_grad_scaler_unscales_both_optimizers_and_skips_an_inf_step(tmp_path):
+    """training.optimizer_step with a GradScaler, as train.py runs fp16 (on CPU at the optimizer
+    level: fp16 training itself needs a GPU): a scaled step equals an unscaled one, and an Inf
+    gradient in one block matrix skips the whole step, Muon's and AdamW's, and lowers the scale."""
+    s = tiny_settings(optimizer="muon", tie_embeddings=False)
+    plain, scaled = tiny(tie_embeddings=False), tiny(tie_embeddings=False)
+    optimizers = {id(m): build_optimizer(m, s, "cpu") for m in (plain, scaled)}
+    scalers = {
+        id(plain): torch.amp.GradScaler("cpu", enabled=False),
+        id(scaled): torch.amp.GradScaler("cpu", init_scale=2.0**12),
+    }
+    guard = NonFiniteGuard("stop", 3, str(tmp_path), Progress())  # 'stop': only the scaler may skip here
+    torch.manual_seed(1)
+    x, y = torch.randint(0, 50, (8, 16)), torch.randint(0, 50, (8, 16))
+
+    def step(model, poison=False):
+        loss = model(x, y)[1]
+        scalers[id(model)].scale(loss).backward()
+        if poison:
+            model.transformer.h[0].mlp.c_fc.weight.grad[0, 0] = math.inf
+        optimizer_step(model, optimizers[id(model)], scalers[id(model)], 1.0, guard, 0, loss.item())
+
+    step(plain), step(scaled)
+    for (name, a), b in zip(plain.named_parameters(), scaled.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), name  # a power-of-two scale unscales exactly
+    before = copy.deepcopy(scaled.state_dict())
+    step(scaled, poison=True)
+    assert all(torch.equal(p, before[n]) for n, p in scaled.state_dict().items())  # no group stepped
+    assert scalers[id(scaled)].get_scale() == 2.0**11
+    step(scaled)  # and the next finite step trains again
+    assert not torch.equal(scaled.transformer.h[0].mlp.c_fc.weight, before["transformer.h.0.mlp.c_fc.weight"])
+
+
+@pytest.mark.slow
+def test_a_compiled_muon_run_routes_the_uncompiled_names_and_learns(char_dataset, tmp_path):
+    out = str(tmp_path / "run")
+    s = tiny_settings(data_dir=char_dataset, out_dir=out, optimizer="muon", compile=True, max_iters=8, eval_interval=8)
+    final = train.run(s)
+    assert final["best_val_loss"] < math.log(62)  # it learned
+    state = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)["optimizer"]
+    assert len(state["muon"]["state"]) == 2 * 4  # the block matrices found under the compiled wrapper
 
 
 def test_fsdp_is_refused_in_one_line():

@@ -1,21 +1,23 @@
 """
 Loss per token on tiny shakespeare: (a) config/shakespeare_char.py as it is, (b) its shape with
 the small-scale recipe and AdamW (config/shakespeare_char_fast.py with optimizer='adamw'), (c) the
-same with Muon (the config as it is). For each, over seeds 1-3 (the seed fixes both the initial
-weights and the data order, so every config sees the same batches): the iterations, tokens and
-training time each needs to first reach (a)'s mean val loss at its last iteration, its best val
-loss and bits per byte, and its seconds per iteration. (b) and (c) get the same learning-rate
-sweep on seed 1 (AdamW's learning_rate for (b), muon_lr for (c)); seeds 2 and 3 run at the best.
+same with Muon (the config as it is), and (B): (b) with every CANDIDATES option on as well, the
+strongest AdamW form measured (options that do not help Muon may help AdamW). For each, over
+seeds 1-3 (the seed fixes both the initial weights and the data order, so every config sees the
+same batches): the iterations, tokens and training time each needs to first reach (a)'s mean val
+loss at its last iteration, its best val loss and bits per byte, and its seconds per iteration.
+(b) and (c) get the same learning-rate sweep on seed 1 (AdamW's learning_rate for (b), muon_lr for
+(c)); seeds 2 and 3 run at the best, and (B) at (b)'s.
 Each run is train.py in a subprocess with OMP_NUM_THREADS=1; finished runs are kept and reused.
 
     python benchmarks/recipe_bench.py --out /tmp/recipe-char --jobs 2
     python benchmarks/recipe_bench.py --out /tmp/recipe-gpt2 --dataset shakespeare_gpt2 --iters 150 \\
         --warmup-iters 20 --eval-interval 25 --eval-iters 5 --adamw-lrs 1e-3 --muon-lrs 0.01 --jobs 2
         # GPT-2 tokens, no sweep: (b) and (c) at the lrs the character-level sweep chose
-    python benchmarks/recipe_bench.py --out /tmp/recipe-char --ablate --jobs 2
-        # and (c) with each recipe option undone in turn, seeds 1-3: what each option wins on its own
+    python benchmarks/recipe_bench.py --out /tmp/recipe-char --adamw-lrs 1e-3 --muon-lrs 0.01 --ablate --jobs 2
+        # and (c) with every CANDIDATES option on, then each undone in turn: what each wins on its own
 GPT-2 tokens of the same text, with the same val text as shakespeare_char's (its last 10%):
-see docs/benchmarks.md. With GPT-2's vocabulary the head is tied in (b) and (c), as in (a): an
+see docs/benchmarks.md. With GPT-2's vocabulary the head is tied in (b), (B) and (c), as in (a): an
 untied one would double the parameters.
 """
 
@@ -32,12 +34,13 @@ sys.path.insert(0, REPO)
 from fitgpt.metrics import read_records
 
 SEEDS = (1, 2, 3)
-# (c) with one recipe option undone: name -> the train.py argument that undoes it
-ABLATIONS = {
-    "gelu": "--mlp=gelu",
-    "no_zero_init": "--zero_init_proj=False",
-    "no_softcap": "--logit_softcap=0",
-    "tied_head": "--tie_embeddings=True",
+# the candidate recipe options --ablate measures: name -> (the train.py argument that turns it on,
+# the one that undoes it). Each is undone in turn from (c) with all of them on.
+CANDIDATES = {
+    "relu2": ("--mlp=relu2", "--mlp=gelu"),
+    "zero_init": ("--zero_init_proj=True", "--zero_init_proj=False"),
+    "softcap": ("--logit_softcap=15.0", "--logit_softcap=0"),
+    "untied": ("--tie_embeddings=False", "--tie_embeddings=True"),
 }
 
 
@@ -52,7 +55,7 @@ def arguments(argv):
     parser.add_argument("--adamw-lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3], help="(b)'s sweep")
     parser.add_argument("--muon-lrs", type=float, nargs="+", default=[0.01, 0.02, 0.04], help="(c)'s sweep")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
-    parser.add_argument("--ablate", action="store_true", help="also run (c) with each option of ABLATIONS undone")
+    parser.add_argument("--ablate", action="store_true", help="also run (c) with CANDIDATES on, each undone in turn")
     return parser.parse_args(argv)
 
 
@@ -156,45 +159,51 @@ def table(args, groups: dict[str, list[dict]]) -> tuple[str, dict]:
             f"{mean_sd([r['best'] for r in runs])} | {mean_sd(bpbs)} | {mean_sd(spi, 4)} |"
         )
         facts[name] = {"iters": its, "tokens": toks, "s_per_iter": spi, "reached": len(its), "runs": len(runs)}
-    if all(facts[k]["iters"] for k in "bc"):
-        m = {k: statistics.mean(facts[k]["tokens"]) for k in "bc"}
+    if all(facts[k]["iters"] for k in "bBc"):
+        m = {k: statistics.mean(facts[k]["tokens"]) for k in "bBc"}
         m["a"] = groups["a"][0]["evals"][-1][1]  # (a) reaches its own mean at its last iteration, by definition
-        t = {k: statistics.mean(facts[k]["s_per_iter"]) for k in "bc"}
+        t = {k: statistics.mean(facts[k]["s_per_iter"]) for k in "bBc"}
         lines += [
             "",
             f"(c)/(a) tokens to target (a: {m['a']:,}, its last iteration): {m['c'] / m['a']:.2f} (target <= 0.5); "
-            f"(c)/(b): {m['c'] / m['b']:.2f} "
-            f"(target <= 0.8); (c)/(b) s/iter: {t['c'] / t['b']:.2f} (target <= 1.15)",
+            f"(c)/(b): {m['c'] / m['b']:.2f}, (c)/(B): {m['c'] / m['B']:.2f} (target <= 0.8); "
+            f"(c)/(b) s/iter: {t['c'] / t['b']:.2f}, (c)/(B): {t['c'] / t['B']:.2f} (target <= 1.15)",
         ]
     return "\n".join(lines), facts
 
 
-def ablation(args, muon_lr: float, full: list[dict], target: float) -> str:
-    """Run (c) with each option undone on every seed; report its best val loss and that loss minus
-    the full recipe's on the same seed (positive: the option helps)."""
+def candidates(args) -> dict[str, tuple[str, str]]:
+    """CANDIDATES, less the untied head on GPT-2 tokens (there it would double the parameters)."""
+    return {k: v for k, v in CANDIDATES.items() if args.dataset == "shakespeare_char" or k != "untied"}
+
+
+def ablation(args, muon_lr: float, target: float) -> str:
+    """(c) with every candidate on ('all'), and with each undone in turn, on every seed: each one's
+    best val loss and that loss minus 'all''s on the same seed (positive: the option helps)."""
     recipe = run_specs(args, [], [muon_lr], SEEDS)
-    specs = {
-        f"d-{option}-seed{seed}": recipe[f"c-lr{muon_lr:g}-seed{seed}"] + [undo]
-        for option, undo in ABLATIONS.items()
-        for seed in SEEDS
-    }
+    every = [on for on, _ in candidates(args).values()]
+    specs = {f"all-seed{seed}": recipe[f"c-lr{muon_lr:g}-seed{seed}"] + every for seed in SEEDS}
+    for option, (_, undo) in candidates(args).items():
+        specs |= {f"d-{option}-seed{seed}": specs[f"all-seed{seed}"] + [undo] for seed in SEEDS}
     run_all(args, specs)
+    full = [summarize(os.path.join(args.out, f"all-seed{seed}")) for seed in SEEDS]
     lines = [
         "",
-        f"(c) with one option undone, seeds {', '.join(map(str, SEEDS))} (paired with (c) on the same seed):",
+        f"(c) with every candidate on ({' '.join(every)}), then each undone, seeds 1-3, paired by seed:",
         "",
-        "| undone | iterations to target | best val loss | minus (c)'s, paired | best bpb |",
-        "|---|---|---|---|---|",
+        "| undone | iterations to target | best val loss | minus all's, paired | per seed | best bpb |",
+        "|---|---|---|---|---|---|",
     ]
-    for option, undo in ABLATIONS.items():
-        runs = [summarize(os.path.join(args.out, f"d-{option}-seed{seed}")) for seed in SEEDS]
+    for option, (_, undo) in {"none": (None, "(all on)"), **candidates(args)}.items():
+        name = "all" if option == "none" else f"d-{option}"
+        runs = [summarize(os.path.join(args.out, f"{name}-seed{seed}")) for seed in SEEDS]
         its = [hit[0] for hit in (reach(r, target) for r in runs) if hit]
         note = "" if len(its) == len(runs) else f" ({len(its)}/{len(runs)} seeds reach it)"
-        deltas = [r["best"] - c["best"] for r, c in zip(runs, full)]
+        deltas = [r["best"] - f["best"] for r, f in zip(runs, full)]
         bpbs = [r["best_bpb"] for r in runs if r["best_bpb"] is not None]
         lines.append(
             f"| `{undo}` | {mean_sd(its, 0)}{note} | {mean_sd([r['best'] for r in runs])} | "
-            f"{mean_sd(deltas)} | {mean_sd(bpbs)} |"
+            f"{mean_sd(deltas)} | {', '.join(f'{d:+.4f}' for d in deltas)} | {mean_sd(bpbs)} |"
         )
     return "\n".join(lines)
 
@@ -217,14 +226,17 @@ def main(argv=None):
             listed = ", ".join(f"{lr:g}: {loss:.4f}" for lr, loss in results.items())
             report.append(f"({kind}) sweep, seed 1, best val loss by lr: {listed}; chosen {best_lr[kind]:g}")
     finals = run_specs(args, [best_lr["b"]], [best_lr["c"]], SEEDS)
+    # (B): (b) with every candidate on as well: options that do not help Muon may still help AdamW
+    every = [on for on, _ in candidates(args).values()]
+    finals |= {f"B-seed{seed}": finals[f"b-lr{best_lr['b']:g}-seed{seed}"] + every for seed in SEEDS}
     run_all(args, finals)
-    groups = {"a": [], "b": [], "c": []}
+    groups = {"a": [], "b": [], "B": [], "c": []}
     for name in finals:
         groups[name[0]].append(summarize(os.path.join(args.out, name)))
     text, facts = table(args, groups)
     report.append(text)
     if args.ablate:
-        report.append(ablation(args, best_lr["c"], groups["c"], facts["target"]))
+        report.append(ablation(args, best_lr["c"], facts["target"]))
     print("\n".join(report))
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"best_lr": best_lr, **facts}, f, indent=1)

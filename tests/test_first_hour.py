@@ -1,6 +1,7 @@
 """What a new user meets in the first hour, each case a one-line answer: offline downloads,
 damaged checkpoints, failed saves, bad values, empty inputs, progress and signals."""
 
+import json
 import os
 import queue
 import shutil
@@ -268,12 +269,16 @@ def test_sigterm_during_the_first_evaluation_is_one_line(char_dataset, tmp_path,
         [sys.executable, "-u", "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     wait_for(proc, "plan: ")
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while not (out / "config.json").exists() and time.monotonic() < deadline:  # written just before it
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the evaluation now: 100,000 batches take minutes
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143 and stderr.splitlines()[-1] == "interrupted by SIGTERM"
     assert "Traceback" not in stderr
-    assert os.listdir(out) == []  # no checkpoint, no half-written file
+    assert os.listdir(out) == ["config.json"]  # no checkpoint, no half-written file
+    assert json.loads((out / "config.json").read_text())["settings"]["eval_iters"] == 100_000
 
 
 @pytest.mark.slow

@@ -177,11 +177,16 @@ def candidates(args) -> dict[str, tuple[str, str]]:
     return {k: v for k, v in CANDIDATES.items() if args.dataset == "shakespeare_char" or k != "untied"}
 
 
+def every_candidate(args) -> list[str]:
+    """The train.py arguments that turn every candidate on."""
+    return [on for on, _ in candidates(args).values()]
+
+
 def ablation(args, muon_lr: float, target: float) -> str:
     """(c) with every candidate on ('all'), and with each undone in turn, on every seed: each one's
     best val loss and that loss minus 'all''s on the same seed (positive: the option helps)."""
     recipe = run_specs(args, [], [muon_lr], SEEDS)
-    every = [on for on, _ in candidates(args).values()]
+    every = every_candidate(args)
     specs = {f"all-seed{seed}": recipe[f"c-lr{muon_lr:g}-seed{seed}"] + every for seed in SEEDS}
     for option, (_, undo) in candidates(args).items():
         specs |= {f"d-{option}-seed{seed}": specs[f"all-seed{seed}"] + [undo] for seed in SEEDS}
@@ -227,7 +232,7 @@ def main(argv=None):
             report.append(f"({kind}) sweep, seed 1, best val loss by lr: {listed}; chosen {best_lr[kind]:g}")
     finals = run_specs(args, [best_lr["b"]], [best_lr["c"]], SEEDS)
     # (B): (b) with every candidate on as well: options that do not help Muon may still help AdamW
-    every = [on for on, _ in candidates(args).values()]
+    every = every_candidate(args)
     finals |= {f"B-seed{seed}": finals[f"b-lr{best_lr['b']:g}-seed{seed}"] + every for seed in SEEDS}
     run_all(args, finals)
     groups = {"a": [], "b": [], "B": [], "c": []}

@@ -142,11 +142,13 @@ def parse_args(argv: list[str], schema: type) -> dict:
     return settings
 
 
-def help_text(schema: type, defaults: dict, usage: str) -> str:
-    """--help: every setting with its default and one-line help, from the schema."""
+def help_text(schema: type, defaults: dict, usage: str, names: tuple[str, ...] = ()) -> str:
+    """--help: every setting (or those named) with its default and one-line help, from the schema."""
     lines = [usage, "", "settings (a config file, then --key=value, override the defaults shown):"]
     types_of = field_types(schema)
     for f in dataclasses.fields(schema):
+        if names and f.name not in names:
+            continue
         meta = f.metadata
         extra = (
             f" [{', '.join(map(str, meta['choices']))}{' ' + meta['accept_doc'] if meta['accept_doc'] else ''}]"

@@ -1,29 +1,34 @@
 """
-Size a run before you start it, without a GPU: memory, tokens, FLOPs and hours.
+Size a run before you start it, without a GPU: memory, tokens, FLOPs, hours and cost.
 
-Evaluate a run (train.py's defaults where no config is given; any train.py setting can be set):
-    python plan.py config/fineweb_3b_mi300x.py --gpu mi300x
-    python plan.py --n_layer=24 --n_embd=1024 --n_head=16 --batch_size=8 --gpu rtx4090 --json
-Choose a model for a GPU and your tokens (or --data DIR to count a dataset's):
+Choose a model for a budget: FLOPs, or hours on a GPU, and the unique tokens you have (or --data
+DIR to count a dataset's); without a budget, the model compute-optimal for your tokens:
+    python plan.py --flops 1.21e20 --tokens 1e12
     python plan.py --gpu mi300x --tokens 14.6e9 --hours 72 --write config/fineweb_mi300x_72h.py
-    python plan.py --gpu rtx4090 --tokens 10e9 --arch llama
-Or for a time budget alone, with as much fresh data as the time can use:
-    python plan.py --gpu mi300x --hours 72
-Fit a scaling law to your own runs (several sizes), then plan with it instead of Chinchilla's:
+    python plan.py --gpu rtx4090 --tokens 10e9 --arch llama --usd-per-gpu-hour 0.4
+    python plan.py --gpu h100 --gpus 8 --hours 24          # fresh data: as much as the time can use
+Evaluate a run (train.py's defaults where no config is given; the settings below can be set):
+    python plan.py config/fineweb_3b_mi300x.py --gpu mi300x --tokens 14.6e9
+    python plan.py --n_layer=24 --n_embd=1024 --n_head=16 --batch_size=8 --gpu rtx4090 --json
+Fit a scaling law to your own runs (several sizes), then plan with it:
     python plan.py --fit out-sweep/* --params 3e6 --tokens 2e6     # writes fit.json
-    python plan.py --fit-file fit.json --gpu rtx4090 --tokens 1e9
+    python plan.py --law fit.json --gpu rtx4090 --tokens 1e9
 
-Memory is the predicted peak of a training step (torch.cuda.max_memory_allocated, from
-fitgpt/accounting.py: within 3 % of the GPU peaks it was fitted to); "fits" leaves 1 GiB for
-the CUDA context and 10 % for the model's error and fragmentation. Time assumes an MFU (default 40 %, --mfu) of the
-GPU's dense bf16 peak. Losses come from the Chinchilla fit (Hoffmann et al. 2022, approach 3),
-with repeated tokens discounted as Muennighoff et al. 2023 measured: approximate, not forecasts.
+The search tries a family of shapes (depth from width at a fixed aspect ratio, as nanochat's
+--depth; steps of at most 1.28x in parameters from 9M to 104B) and GPT-2's four sizes, ranks them
+by the loss a scaling law predicts (Besiroglu et al. 2024's refit of Chinchilla by default, --law),
+repeats discounted on both sides as Muennighoff et al. 2023 measured, and says what binds each:
+compute, time, data or memory. Memory is the predicted peak of a training step (fitgpt/accounting.py:
+within 3 % of the GPU peaks it was fitted to); "fits" leaves 1 GiB for the CUDA context and 10 %
+for the model's error and fragmentation. Time assumes the GPU table's MFU, measured by fitgpt or an
+assumption named as one (--mfu to set yours). Losses are approximate: a ranking, not a forecast.
 """
 
 import argparse
 import dataclasses
 import datetime
 import json
+import math
 import os
 
 import configurator
@@ -35,36 +40,89 @@ from fitgpt.settings import TrainSettings
 from fitgpt.shards import data_dir_of, find_shards, read_header, read_meta
 from fitgpt.tokenization import dataset_vocab_size
 
+# the train.py settings that change a plan; plan.py takes any other (a config file sets them) and ignores it
+PLANNED = (
+    *GPTConfig.field_names(),
+    "batch_size",
+    "gradient_accumulation_steps",
+    "max_iters",
+    "dtype",
+    "compile",
+    "optimizer",
+    "parallelism",
+    "data_dir",
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (exit 2 through exit_on_error), not its usage."""
+
+    def error(self, message: str):
+        raise ConfigError(message)
+
+
+def number(low: float, high: float = math.inf, low_open: bool = True, integer: bool = False):
+    """An argparse type for a number in (low, high] (or from low, inclusive), refused in one line
+    that says the range (argparse names the flag)."""
+    kind = "an integer" if integer else "a number"
+    allowed = f"{kind} in ({low:g}, {high:g}]" if high < math.inf else f"{kind} {'>' if low_open else '>='} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+        return value
+
+    return parse
+
 
 def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    settings = dict(dataclasses.asdict(TrainSettings()))
+    epilog = configurator.help_text(
+        TrainSettings,
+        settings,
+        "model and training settings, as train.py takes them (its others are accepted and change nothing here)",
+        names=PLANNED,
+    )
+    parser = Parser(
+        description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
     parser.add_argument("--gpu", help="h100, h100-pcie, h200, a100-40, a100-80, mi300x, rtx4090, ... (default h100)")
-    parser.add_argument("--vram-gb", type=float, help="a GPU not in the table: its memory")
-    parser.add_argument("--peak-tflops", type=float, help="... and its dense bf16 peak")
-    parser.add_argument("--gpus", type=int, default=1, help="GPUs training together (DDP)")
-    parser.add_argument("--mfu", type=float, default=planner.DEFAULT_MFU, help="assumed model FLOPs utilisation")
-    parser.add_argument("--tokens", type=float, help="tokens of training data you have: choose a model for them")
+    parser.add_argument(
+        "--vram-gb", type=number(0), help="a GPU not in the table: its memory in GB (1e9 bytes, as datasheets)"
+    )
+    parser.add_argument("--peak-tflops", type=number(0), help="... and its dense bf16 peak, TFLOP/s")
+    parser.add_argument(
+        "--gpus", type=number(1, low_open=False, integer=True), default=1, help="GPUs training together (DDP, or FSDP)"
+    )
+    parser.add_argument(
+        "--mfu", type=number(0, 1), help="model FLOPs utilisation to plan with (default: the GPU table's)"
+    )
+    parser.add_argument("--tokens", type=number(0), help="unique tokens of training data you have")
     parser.add_argument("--data", help="a prepared dataset folder: count its train tokens (and read its vocabulary)")
-    parser.add_argument("--hours", type=float, help="time budget: the lowest predicted loss within it")
+    parser.add_argument("--flops", type=number(0), help="compute budget: the lowest predicted loss for it")
+    parser.add_argument("--hours", type=number(0), help="time budget on the GPUs: the lowest loss in it")
+    parser.add_argument("--usd-per-gpu-hour", type=number(0), help="price of one GPU-hour: the cost of each option")
     parser.add_argument("--arch", choices=sorted(planner.ARCHS), default="gpt2", help="block type for the search")
+    parser.add_argument(
+        "--law", default="besiroglu", help="besiroglu (default), chinchilla3 (or hoffmann), or a file --fit wrote"
+    )
     parser.add_argument("--write", metavar="CONFIG", help="write the recommended run as a config file")
     parser.add_argument("--dataset", default="fineweb", help="the dataset a written config trains on (data/NAME)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--fit", nargs="+", metavar="OUT_DIR", help="fit a scaling law to these runs' val losses")
     parser.add_argument("--fit-out", default="fit.json", help="where --fit saves the law (default fit.json)")
-    parser.add_argument("--fit-file", help="predict losses with this fitted law instead of Chinchilla's")
-    parser.add_argument("--params", type=float, help="with --fit: the model size to predict the loss of")
+    parser.add_argument("--fit-file", help="the same as --law FILE")
+    parser.add_argument("--params", type=number(0), help="with --fit: the model size to predict the loss of")
     return parser.parse_known_args(argv)
 
 
-def law_of(args: argparse.Namespace) -> tuple[dict, str]:
-    """The scaling law losses are predicted with, and how to name it."""
-    if not args.fit_file:
-        return planner.CHINCHILLA, "Chinchilla fit: approximate"
-    fit = scaling.Fit.load(args.fit_file)
-    return fit.law(), f"the law in {args.fit_file}, fitted to {len(fit.source.get('runs', []))} runs"
+def law_of(args: argparse.Namespace) -> scaling.Law:
+    """The scaling law losses are predicted with."""
+    return scaling.law_named(args.fit_file or args.law)
 
 
 def dataset_facts(data_dir: str) -> tuple[int | None, dict | None]:
@@ -82,27 +140,35 @@ def gib(x: float) -> str:
     return f"{x:,.1f} GiB"
 
 
+def mfu_text(plan: planner.RunPlan) -> str:
+    """'40 % MFU (measured: ...)': the figure with its source, as every answer states it."""
+    return f"{100 * plan.mfu:.0f}% MFU ({plan.mfu_source})"
+
+
 def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) -> dict:
+    if args.flops or args.hours:
+        raise ConfigError("--flops and --hours choose a model; with a config or settings plan.py evaluates that run")
     settings = TrainSettings(**configurator.parse_args(rest, TrainSettings))
     unique, meta = dataset_facts(args.data or data_dir_of(dataclasses.asdict(settings)))
     unique = int(args.tokens) if args.tokens else unique
     config = GPTConfig.from_settings(settings, vocab_size=settings.vocab_size or dataset_vocab_size(meta))
     dtype = "bf16" if settings.dtype == "auto" else settings.dtype
-    s = settings
+    s, law = settings, law_of(args)
     plan = planner.plan_run(
         config,
         device,
         s.batch_size,
         s.gradient_accumulation_steps,
         s.max_iters,
-        dtype,
-        s.compile,
-        args.gpus,
-        args.mfu,
-        unique,
-        s.parallelism,
-        law=law_of(args)[0],
+        dtype=dtype,
+        compile=s.compile,
+        gpus=args.gpus,
+        mfu=args.mfu,
+        unique_tokens=unique,
+        parallelism=s.parallelism,
+        law=law,
         optimizer=s.optimizer,
+        usd_per_gpu_hour=args.usd_per_gpu_hour,
     )
     if args.json:
         print(json.dumps(plan.to_dict(), indent=1))
@@ -123,6 +189,7 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         optimizer=settings.optimizer,
     )
     epochs = f"{plan.epochs:.2f} epochs of {unique / 1e9:.3g}B tokens" if unique else "epochs unknown (no dataset)"
+    cost = f"; about ${plan.usd:,.0f} at ${args.usd_per_gpu_hour:g} per GPU-hour" if plan.usd is not None else ""
     lines = [
         f"model: {config.n_layer} layers x {config.n_embd} wide, {config.n_head} heads: {plan.params:,} parameters",
         f"GPU: {args.gpus} x {device.name} ({gib(plan.usable_memory_gib)} usable each)"
@@ -136,57 +203,117 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         f"largest micro-batch that fits: {plan.max_micro_batch} (with activation_checkpointing=1: {with_ckpt})",
         f"tokens: {plan.tokens_per_step:,} per step x {settings.max_iters:,} steps = {plan.total_tokens / 1e9:.3g}B; "
         f"{epochs}; {plan.tokens_per_param:.1f} tokens per parameter",
-        f"compute: {plan.train_flops:.2e} FLOPs; at {100 * args.mfu:.0f}% MFU {plan.tokens_per_s:,.0f} tokens/s: "
-        f"{plan.hours:,.1f} hours ({plan.hours / 24:.1f} days)",
-        f"predicted loss: {plan.predicted_loss:.2f} ({law_of(args)[1]})",
+        f"compute: {plan.train_flops:.2e} FLOPs; {plan.tokens_per_s:,.0f} tokens/s at {mfu_text(plan)}: "
+        f"{plan.hours:,.1f} hours ({plan.hours / 24:.1f} days){cost}",
+        f"predicted loss: {plan.predicted_loss:.2f} ({law.name}; approximate)",
     ]
     print("\n".join(lines))
     return plan.to_dict()
 
 
-def search(args: argparse.Namespace, device: planner.Device) -> dict:
+def header(args: argparse.Namespace, found: planner.Search, device: planner.Device | None, law) -> list[str]:
+    """The lines above the table: what was searched, for what, and on which assumptions."""
+    best, budget = found.best, found.budget
+    data = f"{human_count(best.unique_tokens)} unique tokens" if best.unique_tokens else "fresh data, not limited"
+    if found.data_only:
+        spend = f"the {budget.flops:.3g} FLOPs one epoch of your tokens supports (no --flops or --hours given)"
+    else:
+        spend = " and ".join(
+            ([f"{budget.flops:.3g} FLOPs"] if budget.flops else []) + ([f"{budget.hours:g} h"] if budget.hours else [])
+        )
+    on = (
+        f"{args.gpus} x {device.name} ({gib(best.usable_memory_gib)} usable each)"
+        if device
+        else "no GPU named (--gpu adds memory, micro-batch and hours)"
+    )
+    lines = [f"budget: {spend}; {data}; {args.arch} blocks", f"GPU: {on}"]
+    if device:
+        lines.append(f"MFU: {100 * best.mfu:.0f}% ({best.mfu_source})")
+    lines.append(f"losses: {law.name}, repeats discounted as Muennighoff et al. 2023 found: a ranking, not a forecast")
+    return lines
+
+
+def table(
+    rows: list[planner.RunPlan], best: planner.RunPlan, device: planner.Device | None, gpus: int, cost: bool
+) -> list[str]:
+    """The options around the best, one line each (micro-batch x accumulation on each GPU), with
+    the constraint that binds it."""
+    titles = f"{'params':>8} {'shape':>14} "
+    titles += f"{'micro x accum':>15} {'peak GiB':>8} " if device else f"{'tokens/step':>11} "
+    titles += f"{'tokens':>7} {'epochs':>6} {'tok/param':>9} {'FLOPs':>8} "
+    titles += f"{'hours':>8} " if device else ""
+    titles += f"{'USD':>9} " if cost else ""
+    lines = [titles + f"{'loss':>5} {'binds':>7}"]
+    for c in rows:
+        line = f"{c.params / 1e6:7,.0f}M {f'{c.n_layer}L/{c.n_embd}/{c.n_head}h':>14} "
+        if device:
+            micro = f"{c.batch_size} x {c.gradient_accumulation_steps // gpus}"
+            micro += "+ckpt" * bool(c.activation_checkpointing) + "+fsdp" * (c.parallelism == "fsdp")
+            micro = micro if c.fits else "does not fit"
+            line += f"{micro:>15} {c.peak_memory_gib:8.1f} "
+        else:
+            line += f"{human_count(c.tokens_per_step):>11} "
+        epochs = f"{c.epochs:.2f}" if c.epochs else "-"
+        line += f"{human_count(c.total_tokens):>7} {epochs:>6} {c.tokens_per_param:9.1f} {c.train_flops:8.2g} "
+        line += f"{c.hours:8,.1f} " if device else ""
+        line += f"{c.usd:9,.0f} " if cost else ""
+        line += f"{c.predicted_loss:5.2f} {c.binding:>7}"
+        line += " <" if c is best else ""
+        line += f" {c.name}" if c.name else ""
+        lines.append(line)
+    return lines
+
+
+def search(args: argparse.Namespace, device: planner.Device | None) -> dict:
     unique, meta = dataset_facts(args.data) if args.data else (None, None)
     unique = int(args.tokens) if args.tokens else unique
     if args.data and not unique:
         raise ConfigError(f"--data {args.data}: no train shards there; prepare it first or give --tokens")
     if args.write and not unique:
         raise ConfigError("--write needs --tokens or --data: the config it writes is sized to your data")
-    vocab = dataset_vocab_size(meta)
-    law = law_of(args)[0]
-    candidates = [
-        c
-        for shape in planner.SHAPES
-        if (c := planner.candidate(shape, args.arch, vocab, device, unique, args.hours, args.gpus, args.mfu, law=law))
-    ]
-    best, why = planner.recommend(candidates, unique, args.hours)
+    if args.write and not device:
+        raise ConfigError(
+            "--write needs --gpu (or --vram-gb and --peak-tflops): the micro-batch is sized to its memory"
+        )
+    law = law_of(args)
+    found = planner.search(
+        arch=args.arch,
+        vocab_size=dataset_vocab_size(meta),
+        device=device,
+        gpus=args.gpus,
+        budget=planner.Budget(flops=args.flops, hours=args.hours),
+        unique_tokens=unique,
+        mfu=args.mfu,
+        law=law,
+        usd_per_gpu_hour=args.usd_per_gpu_hour,
+    )
+    best, why = found.best, planner.explain(found, args.gpus)
+    rows = planner.shown(found)
     if args.write:
-        write_config(args, best, device, unique, why)
-    result = {**best.to_dict(), "candidates": [c.to_dict() for c in candidates], "recommendation": why}
+        write_config(args, best, device, unique, why, law)
+    result = {
+        **best.to_dict(),
+        "candidates": [c.to_dict() for c in rows],
+        "recommendation": why,
+        "law": law.name,
+        "budget": dataclasses.asdict(found.budget),
+    }
     if args.json:
         print(json.dumps(result, indent=1))
         return result
     print(
-        f"{args.gpus} x {device.name}; {f'{unique / 1e9:.3g}B tokens' if unique else 'data not limited'}; "
-        f"{args.arch} blocks; "
-        f"{f'{args.hours:g} h; ' if args.hours else ''}MFU {100 * args.mfu:.0f}% assumed"
+        "\n".join(header(args, found, device, law) + table(rows, best, device, args.gpus, bool(args.usd_per_gpu_hour)))
     )
-    print(
-        f"{'params':>8} {'shape':>13} {'micro x accum':>13} {'peak GiB':>8} {'tokens':>8} {'epochs':>6} "
-        f"{'tok/param':>9} {'hours':>8} {'loss':>5}"
-    )
-    for c in candidates:
-        mark = " <" if c is best else ""
-        micro = f"{c.batch_size}x{c.gradient_accumulation_steps}" + ("+ckpt" if c.activation_checkpointing else "")
-        micro += "+fsdp" if c.parallelism == "fsdp" else ""
-        epochs = f"{c.epochs:.2f}" if c.epochs else "-"
-        print(
-            f"{c.params / 1e6:7,.0f}M {f'{c.n_layer}L/{c.n_embd}/{c.n_head}h':>13} {micro:>13} "
-            f"{c.peak_memory_gib:8.1f} {c.total_tokens / 1e9:7.1f}B {epochs:>6} {c.tokens_per_param:9.1f} "
-            f"{c.hours:8.1f} {c.predicted_loss:5.2f}{mark}"
+    layout = f"{best.tokens_per_step:,} tokens per step"
+    if device:
+        each = f" on each of {args.gpus} GPUs" if args.gpus > 1 else ""
+        layout = (
+            f"micro-batch {best.batch_size} x {best.gradient_accumulation_steps // args.gpus} accumulation{each} "
+            f"({layout})"
         )
     print(
-        f"recommended: {best.n_layer} layers x {best.n_embd} wide, {best.n_head} heads ({best.params:,} "
-        f"parameters), micro-batch {best.batch_size} x {best.gradient_accumulation_steps} accumulation: {why}."
+        f"recommended: {best.n_layer} layers x {best.n_embd} wide, {best.n_head} heads ({best.params:,} parameters) "
+        f"on {human_count(best.total_tokens)} tokens, {layout}: {why}."
         + (f" Written to {args.write}." if args.write else "")
     )
     return result
@@ -199,7 +326,7 @@ def device_args(args: argparse.Namespace) -> str:
 
 
 def write_config(
-    args: argparse.Namespace, plan: planner.RunPlan, device: planner.Device, unique: int, why: str
+    args: argparse.Namespace, plan: planner.RunPlan, device: planner.Device, unique: int, why: str, law
 ) -> None:
     """The recommended run as a config file train.py reads."""
     iters = plan.total_tokens // plan.tokens_per_step
@@ -209,14 +336,15 @@ def write_config(
     lines = [
         f"# Written by plan.py on {datetime.date.today()}: {args.command}",
         f"# Target: {args.gpus} x {device.name}, {unique / 1e9:.3g}B tokens of data"
-        + (f", {args.hours:g} hours" if args.hours else ""),
+        + (f", {args.hours:g} hours" if args.hours else "")
+        + (f", {args.flops:.3g} FLOPs" if args.flops else ""),
         f"# Model: {plan.params:,} parameters ({plan.n_layer} layers x {plan.n_embd} wide, {plan.n_head} heads)",
-        f"# Predicted peak memory {plan.peak_memory_gib:.1f} GiB per GPU of {plan.usable_memory_gib:.1f} usable "
+        f"# Predicted peak memory {plan.peak_memory_gib:.1f} GiB per GPU of {plan.usable_memory_gib:.1f} GiB usable "
         f"(micro-batch {plan.batch_size}, bf16, compile): python plan.py {args.write} {device_args(args)} "
         f"--tokens {unique:g}",
         f"# {plan.total_tokens / 1e9:.3g}B tokens ({plan.epochs:.2f} epochs, {plan.tokens_per_param:.1f} per "
-        f"parameter), {plan.train_flops:.2e} FLOPs: about {plan.hours:,.1f} h at {100 * plan.mfu:.0f}% MFU",
-        f"# Predicted loss {plan.predicted_loss:.2f} (Chinchilla fit, approximate). Why this model: {why}",
+        f"parameter), {plan.train_flops:.2e} FLOPs: about {plan.hours:,.1f} h at {mfu_text(plan)}",
+        f"# Predicted loss {plan.predicted_loss:.2f} ({law.name}, approximate). Why this model: {why}",
         f"out_dir = {json.dumps('out-' + os.path.splitext(os.path.basename(args.write))[0].replace('_', '-'))}",
         f"dataset = {json.dumps(args.dataset)}"
         if not args.data
@@ -250,7 +378,7 @@ def write_config(
 
 
 def fit_runs(args: argparse.Namespace) -> dict:
-    """Fit the law to the runs, print it and what it predicts, and save it for --fit-file."""
+    """Fit the law to the runs, print it and what it predicts, and save it for --law."""
     points, source = scaling.run_points(args.fit)
     fit, warnings = scaling.fit(points, source)
     fit.save(args.fit_out)
@@ -273,7 +401,7 @@ def fit_runs(args: argparse.Namespace) -> dict:
         f"compute-optimal at that compute (6ND = {6 * params * tokens_at:.3g} FLOPs): {human_count(n_opt)} parameters "
         f"on {human_count(d_opt)} tokens, {d_opt / n_opt:.1f} tokens per parameter on this data",
         *(f"warning: {w}" for w in warnings),
-        f"saved {args.fit_out}; plan with it: python plan.py --fit-file {args.fit_out} ...",
+        f"saved {args.fit_out}; plan with it: python plan.py --law {args.fit_out} ...",
     ]
     print("\n".join(lines))
     return dataclasses.asdict(fit)
@@ -284,11 +412,12 @@ def main(argv: list[str]) -> dict:
     if args.fit:
         return fit_runs(args)
     args.command = " ".join(["python plan.py", *argv])
-    device = planner.device_for(args.gpu or (None if args.vram_gb else "h100"), args.vram_gb, args.peak_tflops)
-    if args.gpus < 1 or not 0 < args.mfu <= 1:
-        raise ConfigError("--gpus must be at least 1 and --mfu in (0, 1]")
-    has_config = any(not a.startswith("--") for a in rest)
-    if (args.tokens or args.data or args.hours) and not has_config and not rest:
+    has_run = bool(rest)  # a config file or --key=value settings: evaluate that run
+    if args.flops and not (args.gpu or args.vram_gb) and not has_run:
+        device = None  # a FLOPs budget alone needs no GPU
+    else:
+        device = planner.device_for(args.gpu or (None if args.vram_gb else "h100"), args.vram_gb, args.peak_tflops)
+    if (args.tokens or args.data or args.hours or args.flops) and not has_run:
         return search(args, device)
     return evaluate(args, rest, device)
 

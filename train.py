@@ -185,7 +185,9 @@ def startup_check(
     largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
     warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
     peak = accounting.peak_flops(device_name(device), accounting.matmul_precision(dtype, device), s.peak_flops)
-    summary, refusal = startup_summary(model.config, s, dist.world_size, dtype, peak, free_memory(device))
+    summary, refusal = startup_summary(
+        model.config, s, dist.world_size, dtype, peak, free_memory(device), device_name=device_name(device)
+    )
     if refusal:
         raise ConfigError(refusal)
     if dist.master:

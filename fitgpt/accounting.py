@@ -87,6 +87,26 @@ def mfu(flops_per_token: float, tokens_per_s: float, peak_flops: float | None) -
 # accumulation, which is what PyTorch uses (GeForce cards run that at half their fp16-accumulate
 # rate). memory_gib is the capacity torch reports as total memory.
 
+# The model FLOPs utilisation plan.py and train.py expect of each GPU family (of the bf16 peak):
+# measured where fitgpt has measured it, otherwise an assumption that names its source. Every
+# answer that uses an assumed figure says so; plan.py --mfu overrides it.
+MFU_BY_FAMILY = {
+    "h100": (0.40, "measured: fitgpt on one H100 SXM, GPT-2 124M to 1.5B compiled, 39-43 % (docs/benchmarks.md)"),
+    "hopper": (0.40, "assumed: the H100 SXM's measured 40 % (the same Hopper chip), not measured on this one"),
+    "blackwell": (0.40, "assumed: fitgpt's H100 figure; not measured on Blackwell"),
+    "a100": (
+        0.30,
+        "assumed: nanoGPT's GPT-2 124M, 300B tokens in about 4 days on 8 A100s, is about 30 % of 312 TFLOP/s",
+    ),
+    "ada": (
+        0.40,
+        "assumed: a nanoGPT user's GPT-2 124M ran at about 90 TFLOP/s on one RTX 4090 (55 % of 165), taken lower",
+    ),
+    "ampere": (0.30, "assumed: as nanoGPT's A100 run (about 30 %); not measured on this card"),
+    # 16 %: the figure a 2024 ROCm report gave for compiled GPT-2 XL training on one MI300X
+    "cdna": (0.16, "assumed: a 2024 ROCm report put compiled GPT-2 XL training on one MI300X at about 16 % of peak"),
+}
+
 
 @dataclass(frozen=True)
 class GPU:
@@ -95,10 +115,16 @@ class GPU:
     pattern: str  # regex matched against torch.cuda.get_device_name()
     memory_gib: float
     tflops: dict[str, float] = field(default_factory=dict)  # precision -> dense peak TFLOP/s
+    family: str = "hopper"  # its MFU_BY_FAMILY entry
 
     def peak_flops(self, precision: str = "bf16") -> float | None:
         tflops = self.tflops.get(precision)
         return tflops * 1e12 if tflops else None
+
+    @property
+    def mfu(self) -> tuple[float, str]:
+        """(the MFU expected of this GPU, where that figure comes from: 'measured: ...' or 'assumed: ...')."""
+        return MFU_BY_FAMILY[self.family]
 
 
 def _hopper(bf16: float, fp32: float) -> dict[str, float]:
@@ -106,24 +132,46 @@ def _hopper(bf16: float, fp32: float) -> dict[str, float]:
 
 
 GPUS = [
-    GPU("h100", "H100 SXM 80GB", r"H100 80GB HBM3|H100 SXM", 79.2, _hopper(989.4, 66.9)),
+    GPU("h100", "H100 SXM 80GB", r"H100 80GB HBM3|H100 SXM", 79.2, _hopper(989.4, 66.9), "h100"),
     GPU("h100-pcie", "H100 PCIe 80GB", r"H100 PCIe", 79.2, _hopper(756.0, 51.2)),
     GPU("h100-nvl", "H100 NVL 94GB", r"H100 NVL", 93.0, _hopper(835.5, 60.0)),
     GPU("h200", "H200 SXM 141GB", r"\bH200\b(?! NVL)", 139.8, _hopper(989.4, 66.9)),
     GPU("h200-nvl", "H200 NVL 141GB", r"H200 NVL", 139.8, _hopper(835.5, 60.0)),
     GPU("gh200", "GH200 96GB", r"GH200", 94.5, _hopper(989.4, 66.9)),
-    GPU("b200", "B200 180GB", r"\bB200\b", 178.4, {"bf16": 2250, "fp16": 2250, "tf32": 1100, "fp32": 75, "fp8": 4500}),
-    GPU("a100-80", "A100 80GB", r"A100.*80GB", 79.2, {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}),
-    GPU("a100-40", "A100 40GB", r"A100(?!.*80GB)", 39.4, {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}),
-    GPU("l40s", "L40S 48GB", r"L40S", 44.4, {"bf16": 362.05, "fp16": 362.05, "tf32": 183.2, "fp32": 91.6, "fp8": 733}),
-    GPU("l4", "L4 24GB", r"\bL4\b", 22.0, {"bf16": 121, "fp16": 121, "tf32": 60, "fp32": 30.3, "fp8": 242.5}),
-    GPU("a6000", "RTX A6000 48GB", r"RTX A6000", 47.5, {"bf16": 154.8, "fp16": 154.8, "tf32": 77.4, "fp32": 38.7}),
+    GPU(
+        "b200",
+        "B200 180GB",
+        r"\bB200\b",
+        178.4,
+        {"bf16": 2250, "fp16": 2250, "tf32": 1100, "fp32": 75, "fp8": 4500},
+        "blackwell",
+    ),
+    GPU("a100-80", "A100 80GB", r"A100.*80GB", 79.2, {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}, "a100"),
+    GPU("a100-40", "A100 40GB", r"A100(?!.*80GB)", 39.4, {"bf16": 312, "fp16": 312, "tf32": 156, "fp32": 19.5}, "a100"),
+    GPU(
+        "l40s",
+        "L40S 48GB",
+        r"L40S",
+        44.4,
+        {"bf16": 362.05, "fp16": 362.05, "tf32": 183.2, "fp32": 91.6, "fp8": 733},
+        "ada",
+    ),
+    GPU("l4", "L4 24GB", r"\bL4\b", 22.0, {"bf16": 121, "fp16": 121, "tf32": 60, "fp32": 30.3, "fp8": 242.5}, "ada"),
+    GPU(
+        "a6000",
+        "RTX A6000 48GB",
+        r"RTX A6000",
+        47.5,
+        {"bf16": 154.8, "fp16": 154.8, "tf32": 77.4, "fp32": 38.7},
+        "ampere",
+    ),
     GPU(
         "rtx5090",
         "GeForce RTX 5090 32GB",
         r"RTX 5090$",
         31.4,
         {"bf16": 209.5, "fp16": 209.5, "tf32": 104.8, "fp32": 104.8, "fp8": 419},
+        "blackwell",
     ),
     GPU(
         "rtx4090",
@@ -131,6 +179,7 @@ GPUS = [
         r"RTX 4090$",
         23.6,
         {"bf16": 165.2, "fp16": 165.2, "tf32": 82.6, "fp32": 82.6, "fp8": 330.3},
+        "ada",
     ),
     GPU(
         "rtx4080",
@@ -138,6 +187,7 @@ GPUS = [
         r"RTX 4080$",
         15.6,
         {"bf16": 97.5, "fp16": 97.5, "tf32": 48.7, "fp32": 48.7, "fp8": 194.9},
+        "ada",
     ),
     GPU(
         "rtx4070",
@@ -145,14 +195,23 @@ GPUS = [
         r"RTX 4070$",
         11.6,
         {"bf16": 58.3, "fp16": 58.3, "tf32": 29.1, "fp32": 29.1, "fp8": 116.6},
+        "ada",
     ),
-    GPU("rtx3090", "GeForce RTX 3090 24GB", r"RTX 3090$", 23.6, {"bf16": 71, "fp16": 71, "tf32": 35.6, "fp32": 35.6}),
+    GPU(
+        "rtx3090",
+        "GeForce RTX 3090 24GB",
+        r"RTX 3090$",
+        23.6,
+        {"bf16": 71, "fp16": 71, "tf32": 35.6, "fp32": 35.6},
+        "ampere",
+    ),
     GPU(
         "mi300x",
         "Instinct MI300X 192GB",
         r"MI300X",
         191.5,
         {"bf16": 1307.4, "fp16": 1307.4, "tf32": 653.7, "fp32": 163.4, "fp8": 2614.9},
+        "cdna",
     ),
     GPU(
         "mi325x",
@@ -160,6 +219,7 @@ GPUS = [
         r"MI325X",
         255.5,
         {"bf16": 1307.4, "fp16": 1307.4, "tf32": 653.7, "fp32": 163.4, "fp8": 2614.9},
+        "cdna",
     ),
     # torch sees each MI250X as two devices (one per die): figures are per die
     GPU(
@@ -168,6 +228,7 @@ GPUS = [
         r"MI250X",
         63.9,
         {"bf16": 191.5, "fp16": 191.5, "fp32": 47.9},
+        "cdna",
     ),
 ]
 

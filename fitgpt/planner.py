@@ -1,8 +1,9 @@
 """
-Sizing a run, in arithmetic only (no torch: plan.py answers in milliseconds): what a config costs
-on a GPU (memory, tokens, FLOPs, hours) and which model to train for a GPU, a number of tokens and
-a time budget, written out as a config. The figures come from accounting.py; the losses from a
-published scaling law, so they are approximate.
+Sizing a run, in arithmetic only (no torch: plan.py answers in well under a second): what a config
+costs on a GPU (memory, tokens, FLOPs, hours), and which model to train for a budget (FLOPs, or
+hours on some GPUs) and the unique tokens you have, written out as a config. The figures come from
+accounting.py; the losses from a published scaling law with repeated data discounted, so they rank
+the options rather than forecast a run.
 """
 
 import math
@@ -12,25 +13,44 @@ from fitgpt import accounting
 from fitgpt.accounting import GIB
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import ConfigError
+from fitgpt.runs import human_count
+from fitgpt.scaling import BESIROGLU, Law
 
-DEFAULT_MFU = 0.40  # what fitgpt ran at on one H100, GPT-2 124M to 1.5B, compiled: 39-43 % (docs/benchmarks.md)
-TOKENS_PER_PARAM = 20  # compute-optimal training tokens per parameter (Hoffmann et al. 2022)
-# L(N, D) = E + A / N^alpha + B / D^beta: Hoffmann et al. 2022 ("Chinchilla"), approach 3, fitted
-# on their MassiveText data and tokenizer: on other data it is a rough guide, not a forecast
-CHINCHILLA = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-REPEAT_DECAY = 15.4  # R*_D of Muennighoff et al. 2023: the value of repeated tokens decays over ~15 epochs
+DEFAULT_LAW = BESIROGLU
+# a GPU plan.py's table does not list (--vram-gb and --peak-tflops): the H100's measured figure
+UNKNOWN_GPU_MFU = (0.40, "assumed: fitgpt's measured H100 figure; not measured on this GPU")
+# Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (eq. 5 and their fit): a
+# repeated token is worth less than a fresh one, decaying with the repeats R_D = D / U_D - 1 with
+# constant R*_D = 15.4; parameters beyond U_N, the model compute-optimal for the unique data,
+# decay faster, with R*_N = 5.3 in multiples of U_N. plan.py counts each up to one decay constant:
+# past it the next epoch (or parameter) is worth under 1/e of a fresh one, and nothing is spent on it.
+REPEAT_DECAY = 15.4
+EXCESS_DECAY = 5.3
 WARMUP_TOKENS = 375e6  # GPT-3's warmup, which nanoGPT's 715 iterations x 0.5M tokens also is
+MIN_STEPS = 100  # a budget too small for this many steps of GPT-3's batch gets smaller steps
 # GPT-3's learning rates by size (Brown et al. 2020, table 2.1), interpolated in log-log
 GPT3_LR = ((125e6, 6e-4), (350e6, 3e-4), (760e6, 2.5e-4), (1.3e9, 2e-4), (2.7e9, 1.6e-4), (6.7e9, 1.2e-4), (13e9, 1e-4))
-# the shapes the search tries: (n_layer, n_embd, n_head), ~16M to ~13B parameters at GPT-2's vocabulary
-# fmt: off
-SHAPES = (
-    (4, 256, 4), (6, 384, 6), (8, 512, 8), (12, 768, 12), (16, 1024, 16),
-    (24, 1024, 16), (24, 1280, 20), (36, 1280, 20), (48, 1600, 25),
-    (32, 2560, 32), (48, 2560, 32), (32, 4096, 32), (40, 5120, 40),
-)
-# fmt: on
 ARCHS = {"gpt2": dict(bias=False), "llama": dict(bias=False, pos_emb="rope", norm="rmsnorm", mlp="swiglu")}
+
+
+def family_shape(width: int) -> tuple[int, int, int]:
+    """(n_layer, n_embd, n_head) of the search's family at this width: depth from width at a fixed
+    aspect ratio of 64 (nanochat's --depth: width = 64 x depth), heads of 64 channels (128 from 2048
+    wide; 32 where the width is an odd multiple of 32, which keeps the small models' steps short)."""
+    head = 128 if width >= 2048 else 64 if width % 64 == 0 else 32
+    return max(2, round(width / 64)), width, width // head
+
+
+# widths 32 apart below 512 (where the embedding is most of the model), 64 apart to 2048, 128 beyond:
+# at GPT-2's vocabulary, 8.8M to 104B parameters in steps of at most 1.28x
+FAMILY = tuple(family_shape(w) for w in (*range(160, 512, 32), *range(512, 2048, 64), *range(2048, 8193, 128)))
+# GPT-2's sizes (Radford et al. 2019), rows users recognise beside the family's
+GPT2_SHAPES = {
+    (12, 768, 12): "GPT-2 small",
+    (24, 1024, 16): "GPT-2 medium",
+    (36, 1280, 20): "GPT-2 large",
+    (48, 1600, 25): "GPT-2 XL",
+}
 
 
 @dataclass(frozen=True)
@@ -38,36 +58,68 @@ class Device:
     name: str
     memory_gib: float
     peak_flops: float  # dense bf16, FLOP/s
+    mfu: tuple[float, str] = UNKNOWN_GPU_MFU  # accounting.GPU.mfu: (figure, its source)
 
 
 def device_for(gpu: str | None, vram_gb: float | None = None, peak_tflops: float | None = None) -> Device:
-    """A GPU of the table (plan.py --gpu), or one described by --vram-gb and --peak-tflops."""
+    """A GPU of the table (plan.py --gpu), or one described by --vram-gb (decimal GB, as datasheets
+    print it) and --peak-tflops."""
+    memory = vram_gb * 1e9 / GIB if vram_gb else None
     if gpu:
         entry = accounting.gpu_by_key(gpu)
         if entry is None:
             names = ", ".join(g.key for g in accounting.GPUS)
             raise ConfigError(f"unknown --gpu {gpu!r}; use one of {names}, or --vram-gb and --peak-tflops")
-        return Device(entry.name, vram_gb or entry.memory_gib, (peak_tflops or entry.tflops["bf16"]) * 1e12)
+        peak = (peak_tflops or entry.tflops["bf16"]) * 1e12
+        return Device(entry.name, memory or entry.memory_gib, peak, entry.mfu)
     if not (vram_gb and peak_tflops):
         raise ConfigError("name a GPU with --gpu (e.g. h100, mi300x, rtx4090) or give --vram-gb and --peak-tflops")
-    return Device(f"a {vram_gb:g} GB GPU at {peak_tflops:g} TFLOP/s", vram_gb, peak_tflops * 1e12)
+    return Device(f"a {vram_gb:g} GB ({memory:.1f} GiB) GPU at {peak_tflops:g} TFLOP/s", memory, peak_tflops * 1e12)
+
+
+def device_named(name: str, memory_gib: float = 0.0) -> Device:
+    """The device torch reports by this name (train.py), with the table's MFU when it is listed."""
+    gpu = accounting.gpu_for_device_name(name)
+    return Device(name, memory_gib, gpu.peak_flops() or 0.0, gpu.mfu) if gpu else Device(name, memory_gib, 0.0)
+
+
+def mfu_for(device: Device, params: float, override: float | None = None) -> tuple[float, str]:
+    """The MFU to expect training a model of `params` parameters on this device, and where that
+    figure comes from: the override (plan.py --mfu), else the GPU table's, measured or assumed.
+    Every MFU plan.py and train.py use comes from here, so a calibration measured on the user's own
+    GPU, by model size, plugs in at this one place."""
+    if override:
+        return override, "set with --mfu"
+    return device.mfu
+
+
+def effective(x: float, unique: float, decay: float) -> float:
+    """What x tokens (or parameters) drawn from `unique` are worth in fresh ones: Muennighoff et
+    al.'s U + U R* (1 - exp(-R / R*)), R = x / U - 1 the repeats (or excess) beyond U, counted up to
+    one decay constant."""
+    if x <= unique:
+        return x
+    repeats = min(x / unique - 1, decay)
+    return unique + unique * decay * (1 - math.exp(-repeats / decay))
 
 
 def effective_tokens(tokens: float, unique: float | None) -> float:
-    """Tokens worth of fresh data that `tokens` of training on `unique` tokens is: each repeat is
-    worth less (Muennighoff et al. 2023: D' = U + U R* (1 - exp(-R / R*)), R the epochs beyond
-    the first); about 4 epochs are nearly as good as new data, 40 hardly better than 16."""
-    if not unique or tokens <= unique:
-        return tokens
-    repeats = tokens / unique - 1
-    return unique + unique * REPEAT_DECAY * (1 - math.exp(-repeats / REPEAT_DECAY))
+    """Tokens worth of fresh data that `tokens` of training on `unique` tokens is: about 4 epochs
+    are nearly as good as new data, 16 worth about 11 (Muennighoff et al. 2023's R*_D)."""
+    return effective(tokens, unique, REPEAT_DECAY) if unique else tokens
 
 
-def predicted_loss(params: float, tokens: float, unique: float | None = None, law: dict = CHINCHILLA) -> float:
-    """Loss (nats per token) a scaling law predicts: the Chinchilla fit (approximate, and on its own
-    data) or one fitted to your runs (plan.py --fit)."""
-    c = law
-    return c["E"] + c["A"] / params ** c["alpha"] + c["B"] / effective_tokens(tokens, unique) ** c["beta"]
+def effective_params(params: float, unique: float | None, law: Law = DEFAULT_LAW) -> float:
+    """Parameters worth of a model trained on `unique` tokens: beyond U_N, the model the law finds
+    compute-optimal for them, each is worth less (Muennighoff et al. 2023's R*_N)."""
+    return effective(params, law.params_for(unique), EXCESS_DECAY) if unique else params
+
+
+def predicted_loss(params: float, tokens: float, unique: float | None = None, law: Law = DEFAULT_LAW) -> float:
+    """Loss (nats per token) the law predicts for `params` parameters trained on `tokens` tokens,
+    repeats of `unique` unique tokens discounted on both sides: never below the same run's on
+    fresh data. Approximate, and on the law's own data."""
+    return law.loss(effective_params(params, unique, law), effective_tokens(tokens, unique))
 
 
 def recompute_factor(config: GPTConfig, activation_checkpointing: int) -> float:
@@ -97,16 +149,21 @@ def max_micro_batch(
     limit: int = 4096,
     optimizer: str = "adamw",
 ) -> int:
-    """The largest micro-batch whose predicted peak fits the device (0: not even one sequence)."""
+    """The largest micro-batch whose predicted peak fits the device, at most limit (0: not even one sequence)."""
     usable = accounting.usable_memory(device.memory_gib)
 
     def fits(b):
-        return (
-            accounting.training_memory(
-                config, b, dtype, compile, activation_checkpointing, gradient_accumulation_steps, shards, optimizer
-            ).total
-            <= usable
+        memory = accounting.training_memory(
+            config,
+            b,
+            dtype=dtype,
+            compile=compile,
+            activation_checkpointing=activation_checkpointing,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            shards=shards,
+            optimizer=optimizer,
         )
+        return memory.total <= usable
 
     if not fits(1):
         return 0
@@ -119,31 +176,37 @@ def max_micro_batch(
 
 @dataclass
 class RunPlan:
-    """A run's figures on a device; the keys of plan.py --json."""
+    """A run's figures (the keys of plan.py --json). Without a device (plan.py --flops alone) the
+    memory and time fields are None; binding says what limits a searched option's tokens: its
+    compute or time budget, the data (repeats past their value), or memory (it does not fit)."""
 
     params: int
     n_layer: int
     n_embd: int
     n_head: int
-    batch_size: int
-    gradient_accumulation_steps: int
+    batch_size: int | None
+    gradient_accumulation_steps: int | None
     activation_checkpointing: int
-    peak_memory_gib: float
-    usable_memory_gib: float
-    fits: bool
-    max_micro_batch: int
+    peak_memory_gib: float | None
+    usable_memory_gib: float | None
+    fits: bool | None
+    max_micro_batch: int | None
     tokens_per_step: int
     total_tokens: int
     unique_tokens: int | None
     epochs: float | None
     tokens_per_param: float
     train_flops: float
-    mfu: float
-    tokens_per_s: float
-    hours: float
+    mfu: float | None
+    mfu_source: str | None
+    tokens_per_s: float | None
+    hours: float | None
     predicted_loss: float
     memory: dict = field(default_factory=dict)
     parallelism: str = "ddp"
+    binding: str = ""
+    usd: float | None = None  # hours x GPUs x the price given (plan.py --usd-per-gpu-hour)
+    name: str = ""  # GPT-2's name for the shape, where it has one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,30 +214,29 @@ class RunPlan:
 
 def plan_run(
     config: GPTConfig,
-    device: Device,
+    device: Device | None,
     batch_size: int,
     gradient_accumulation_steps: int,
     max_iters: int,
+    *,
     dtype: str = "bf16",
     compile: bool = True,
     gpus: int = 1,
-    mfu: float = DEFAULT_MFU,
+    mfu: float | None = None,
     unique_tokens: int | None = None,
     parallelism: str = "ddp",
-    law: dict = CHINCHILLA,
+    law: Law = DEFAULT_LAW,
     optimizer: str = "adamw",
+    usd_per_gpu_hour: float | None = None,
 ) -> RunPlan:
     """The figures of a run with these settings (config.activation_checkpointing included) on
-    `gpus` GPUs with DDP, or with FSDP (per-GPU memory: the model state divided over the GPUs)."""
+    `gpus` GPUs with DDP, or with FSDP (per-GPU memory: the model state divided over the GPUs);
+    mfu: None for mfu_for's figure. Without a device, its tokens, FLOPs and loss only."""
     ckpt = config.activation_checkpointing
-    micro_steps = max(1, gradient_accumulation_steps // gpus)
-    shards = gpus if parallelism == "fsdp" else 1
-    memory = accounting.training_memory(config, batch_size, dtype, compile, ckpt, micro_steps, shards, optimizer)
+    params = accounting.param_count(config)
     tokens_per_step = batch_size * config.block_size * gradient_accumulation_steps
     total = tokens_per_step * max_iters
-    params = accounting.param_count(config)
-    rate = tokens_per_second(config, device, mfu, ckpt) * gpus
-    return RunPlan(
+    plan = RunPlan(
         params=params,
         n_layer=config.n_layer,
         n_embd=config.n_embd,
@@ -182,22 +244,45 @@ def plan_run(
         batch_size=batch_size,
         gradient_accumulation_steps=gradient_accumulation_steps,
         activation_checkpointing=ckpt,
-        peak_memory_gib=round(memory.total / GIB, 2),
-        usable_memory_gib=round(accounting.usable_memory(device.memory_gib) / GIB, 2),
-        fits=memory.total <= accounting.usable_memory(device.memory_gib),
-        max_micro_batch=max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards, optimizer=optimizer),
-        parallelism=parallelism,
+        peak_memory_gib=None,
+        usable_memory_gib=None,
+        fits=None,
+        max_micro_batch=None,
         tokens_per_step=tokens_per_step,
         total_tokens=total,
         unique_tokens=unique_tokens,
         epochs=round(total / unique_tokens, 3) if unique_tokens else None,
         tokens_per_param=round(total / params, 2),
         train_flops=float(accounting.flops_per_token(config) * total),
-        mfu=mfu,
-        tokens_per_s=round(rate, 1),
-        hours=round(total / rate / 3600, 2) if rate else math.inf,
+        mfu=None,
+        mfu_source=None,
+        tokens_per_s=None,
+        hours=None,
         predicted_loss=round(predicted_loss(params, total, unique_tokens, law), 3),
+        parallelism=parallelism,
+    )
+    if device is None:
+        return plan
+    micro_steps = max(1, gradient_accumulation_steps // gpus)
+    shards = gpus if parallelism == "fsdp" else 1
+    settings = dict(dtype=dtype, compile=compile, activation_checkpointing=ckpt, shards=shards, optimizer=optimizer)
+    memory = accounting.training_memory(config, batch_size, gradient_accumulation_steps=micro_steps, **settings)
+    usable = accounting.usable_memory(device.memory_gib)
+    mfu, source = mfu_for(device, params, mfu)
+    rate = tokens_per_second(config, device, mfu, ckpt) * gpus
+    hours = round(total / rate / 3600, 2) if rate else math.inf
+    return replace(
+        plan,
+        peak_memory_gib=round(memory.total / GIB, 2),
+        usable_memory_gib=round(usable / GIB, 2),
+        fits=memory.total <= usable,
+        max_micro_batch=max_micro_batch(config, device, gradient_accumulation_steps=micro_steps, **settings),
+        mfu=mfu,
+        mfu_source=source,
+        tokens_per_s=round(rate, 1),
+        hours=hours,
         memory=memory.breakdown_gib(),
+        usd=round(hours * gpus * usd_per_gpu_hour, 2) if usd_per_gpu_hour else None,
     )
 
 
@@ -224,52 +309,87 @@ def shape_config(shape: tuple[int, int, int], arch: str, vocab_size: int, block_
     )
 
 
-def batch_layout(params: float, micro_batch: int, block_size: int, gpus: int) -> tuple[int, int]:
-    """(batch_size, gradient_accumulation_steps) for about tokens_per_step_for(params) tokens per
-    step: the micro-batch a power of two at most the largest that fits, the accumulation a
-    multiple of the number of GPUs."""
-    batch = 2 ** int(math.log2(micro_batch))
-    target = tokens_per_step_for(params)
-    accumulation = gpus * max(1, round(target / (batch * block_size * gpus)))
-    return batch, accumulation
+def batch_layout(sequences: int, micro_batch: int, gpus: int) -> tuple[int, int]:
+    """(batch_size, gradient_accumulation_steps summed over the GPUs) for about `sequences`
+    sequences a step: the largest power-of-two micro-batch that fits and is at most each GPU's
+    share of the step, whose step comes within 10 % of it (else the closest), and the
+    accumulation that fills the step. Never a micro-batch above the step."""
+    largest = 2 ** int(math.log2(max(1, min(micro_batch, sequences // gpus))))
+    layouts = []
+    for micro in (2**k for k in range(int(math.log2(largest)), -1, -1)):
+        accumulation = gpus * max(1, round(sequences / (micro * gpus)))
+        layouts.append((abs(math.log(micro * accumulation / sequences)), micro, accumulation))
+        if layouts[-1][0] <= math.log(1.1):
+            return micro, accumulation
+    _, micro, accumulation = min(layouts, key=lambda layout: layout[0])
+    return micro, accumulation
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a search may spend: FLOPs, hours, or both (the smaller binds)."""
+
+    flops: float | None = None
+    hours: float | None = None
+
+
+def fitting_way(config: GPTConfig, device: Device, gpus: int, limit: int) -> tuple[str, int, int] | None:
+    """(parallelism, activation_checkpointing, the largest micro-batch that fits, at most limit) of
+    the first way this model fits: plain DDP, then checkpointing every block, then (on several
+    GPUs) sharding with FSDP, then both; None when none does."""
+    ways = [("ddp", 0), ("ddp", 1)] + ([("fsdp", 0), ("fsdp", 1)] if gpus > 1 else [])
+    for parallelism, ckpt in ways:
+        micro = max_micro_batch(
+            replace(config, activation_checkpointing=ckpt),
+            device,
+            activation_checkpointing=ckpt,
+            gradient_accumulation_steps=2,
+            shards=gpus if parallelism == "fsdp" else 1,
+            limit=limit,
+        )
+        if micro:
+            return parallelism, ckpt, micro
+    return None
 
 
 def candidate(
     shape: tuple[int, int, int],
+    *,
     arch: str,
     vocab_size: int,
-    device: Device,
-    unique_tokens: int | None,
-    hours: float | None,
+    device: Device | None,
     gpus: int,
-    mfu: float,
+    budget: Budget,
+    unique_tokens: int | None,
+    mfu: float | None = None,
+    law: Law = DEFAULT_LAW,
+    usd_per_gpu_hour: float | None = None,
     block_size: int = 1024,
-    law: dict = CHINCHILLA,
-) -> RunPlan | None:
-    """The run plan of one shape: the largest power-of-two micro-batch that fits (checkpointing
-    every block only when none does; on several GPUs, sharding with FSDP only when even that does
-    not fit), the tokens Chinchilla would give it (or, with a time budget, as many as the time
-    allows), None when it does not fit at all."""
+) -> RunPlan:
+    """One shape's run within the budget: as many tokens as the FLOPs or hours allow, but no more
+    than 1 + R*_D epochs of the data (their value is spent); about GPT-3's tokens per step; on a
+    device, the largest power-of-two micro-batch that fits (checkpointing, then FSDP, only when
+    needed). binding names what limits it; a shape that does not fit at all is 'memory'."""
     config = shape_config(shape, arch, vocab_size, block_size)
-    ways = [("ddp", 1, 0), ("ddp", 1, 1)] + ([("fsdp", gpus, 0), ("fsdp", gpus, 1)] if gpus > 1 else [])
-    for way in ways:
-        parallelism, shards, ckpt = way
-        config = replace(config, activation_checkpointing=ckpt)
-        micro = max_micro_batch(
-            config, device, activation_checkpointing=ckpt, gradient_accumulation_steps=2, shards=shards
-        )
-        if micro:
-            break
-    else:
-        return None
     params = accounting.param_count(config)
-    batch, accumulation = batch_layout(params, micro, block_size, gpus)
-    tokens_per_step = batch * block_size * accumulation
-    tokens = TOKENS_PER_PARAM * params
-    if hours:
-        tokens = tokens_per_second(config, device, mfu, ckpt) * gpus * hours * 3600
-    iters = max(1, int(tokens // tokens_per_step))
-    return plan_run(
+    step_tokens = tokens_per_step_for(params)
+    limit = max(1, step_tokens // block_size // gpus)
+    way = fitting_way(config, device, gpus, limit) if device else ("ddp", 0, limit)
+    parallelism, ckpt, fit = way or ("fsdp" if gpus > 1 else "ddp", 1, 1)  # not fitting: its leanest way
+    config = replace(config, activation_checkpointing=ckpt)
+    limits = {}
+    if budget.flops:
+        limits["compute"] = budget.flops / accounting.flops_per_token(config)
+    if budget.hours and device:
+        rate = tokens_per_second(config, device, mfu_for(device, params, mfu)[0], ckpt) * gpus
+        limits["time"] = rate * budget.hours * 3600
+    if unique_tokens:
+        limits["data"] = (1 + REPEAT_DECAY) * unique_tokens
+    binding, tokens = min(limits.items(), key=lambda item: item[1])
+    step_tokens = min(step_tokens, max(gpus * block_size, 2 ** int(math.log2(max(1, tokens / MIN_STEPS)))))
+    batch, accumulation = batch_layout(step_tokens // block_size, fit, gpus)
+    iters = max(1, int(tokens // (batch * block_size * accumulation)))
+    plan = plan_run(
         config,
         device,
         batch,
@@ -280,49 +400,172 @@ def candidate(
         unique_tokens=unique_tokens,
         parallelism=parallelism,
         law=law,
+        usd_per_gpu_hour=usd_per_gpu_hour,
     )
+    return replace(plan, binding="memory" if device and not way else binding, name=GPT2_SHAPES.get(shape, ""))
 
 
-def recommend(candidates: list[RunPlan], unique_tokens: int | None, hours: float | None) -> tuple[RunPlan, str]:
-    """The run to choose, and why. With a time budget: the lowest predicted loss in that time
-    (model size against tokens, repeats discounted). Without: the compute-optimal model for the
-    data, the largest whose 20 tokens per parameter fit in one epoch."""
-    if not candidates:
-        raise ConfigError("no model of the standard shapes fits this GPU, even with activation checkpointing")
-    if hours:
-        best = min(candidates, key=lambda c: c.predicted_loss)
-        why = (
-            f"lowest predicted loss in {hours:g} h: {best.total_tokens / 1e9:.1f}B tokens ("
-            + (f"{best.epochs:.2f} epochs of your data, " if best.epochs else "")
-            + f"{best.tokens_per_param:.0f} tokens per parameter)"
-        )
+@dataclass
+class Search:
+    """The options for a budget and the one to choose: candidates (every shape searched, smallest
+    first), best, the budget searched (without one, the compute one epoch of the data supports),
+    and what would change the answer (see explain)."""
+
+    candidates: list[RunPlan]
+    best: RunPlan
+    budget: Budget
+    data_only: bool = False  # the budget is the data's: no FLOPs or hours were given
+    unconstrained: RunPlan | None = None  # the best had memory been no limit, when that is another
+    fresh: RunPlan | None = None  # the best for the same budget with fresh data, when the best repeats
+    more_epochs: RunPlan | None = None  # data's budget only: the best for 4x the compute
+
+
+def choose(candidates: list[RunPlan]) -> RunPlan:
+    """The lowest predicted loss among the options that fit (or all, without a device); of equal
+    losses, the cheapest in FLOPs: compute past the data's value buys nothing."""
+    fitting = [c for c in candidates if c.fits is not False]
+    if not fitting:
+        raise ConfigError("no model of the search's family fits this GPU, even with activation checkpointing")
+    return min(fitting, key=lambda c: (c.predicted_loss, c.train_flops))
+
+
+def data_budget(shapes: list[tuple[int, int, int]], arch: str, vocab_size: int, unique: int, law: Law) -> float:
+    """The compute one epoch of `unique` tokens supports compute-optimally: that of one epoch of the
+    largest shape that is, trained so, the lowest-loss shape for its own compute."""
+    sizes = []
+    for shape in shapes:
+        config = shape_config(shape, arch, vocab_size)
+        sizes.append((accounting.param_count(config), accounting.flops_per_token(config)))
+    budget = sizes[0][1] * unique
+    for params, flops_per_token in sizes:
+        flops = flops_per_token * unique
+        winner = min(sizes, key=lambda s: predicted_loss(s[0], flops / s[1], unique, law))
+        if winner[0] == params:
+            budget = flops
+    return budget
+
+
+def search(
+    *,
+    arch: str,
+    vocab_size: int,
+    device: Device | None,
+    gpus: int,
+    budget: Budget,
+    unique_tokens: int | None,
+    mfu: float | None = None,
+    law: Law = DEFAULT_LAW,
+    usd_per_gpu_hour: float | None = None,
+) -> Search:
+    """Every shape of the family (and GPT-2's) within the budget; without one, within the compute one
+    epoch of the data supports, so the answer is the model compute-optimal for the data."""
+    shapes = sorted({*FAMILY, *GPT2_SHAPES}, key=lambda s: accounting.param_count(shape_config(s, arch, vocab_size)))
+    data_only = not (budget.flops or budget.hours)
+    if data_only:
+        budget = Budget(flops=data_budget(shapes, arch, vocab_size, unique_tokens, law))
+
+    def options(budget: Budget, unique: int | None) -> list[RunPlan]:
+        settings = dict(arch=arch, vocab_size=vocab_size, device=device, gpus=gpus, mfu=mfu, law=law)
+        return [
+            candidate(s, budget=budget, unique_tokens=unique, usd_per_gpu_hour=usd_per_gpu_hour, **settings)
+            for s in shapes
+        ]
+
+    candidates = options(budget, unique_tokens)
+    best = choose(candidates)
+    found = Search(candidates, best, budget, data_only)
+    unconstrained = min(candidates, key=lambda c: (c.predicted_loss, c.train_flops))
+    if unconstrained.params > best.params:
+        found.unconstrained = unconstrained
+    if unique_tokens and best.epochs > 1:
+        found.fresh = choose(options(budget, None))
+    if data_only:
+        more = Budget(flops=4 * budget.flops)
+        found.more_epochs = choose(options(more, unique_tokens))
+    return found
+
+
+def shown(found: Search, spacing: float = 1.5, each_side: int = 3) -> list[RunPlan]:
+    """The rows a table shows: the family's shapes nearest to the best's size times powers of
+    `spacing`, the best, and GPT-2's sizes, smallest first."""
+    family = [c for c in found.candidates if not c.name or (c.n_layer, c.n_embd, c.n_head) in FAMILY]
+    rows = {id(found.best): found.best, **{id(c): c for c in found.candidates if c.name}}
+    for k in range(-each_side, each_side + 1):
+        target = math.log(found.best.params * spacing**k)
+        nearest = min(family, key=lambda c: abs(math.log(c.params) - target))
+        rows[id(nearest)] = nearest
+    return sorted(rows.values(), key=lambda c: (c.params, c.n_layer))
+
+
+def explain(found: Search, gpus: int = 1) -> str:
+    """Why the best is the best, and what would change the answer: more data, more epochs, more
+    memory. One paragraph, for the recommendation line and a written config's header."""
+    best, budget = found.best, found.budget
+    if found.data_only:
+        unique = human_count(best.unique_tokens)
+        why = f"compute-optimal for your {unique} tokens, the lowest predicted loss for the {budget.flops:.3g} FLOPs"
+        why += " one epoch of them supports"
     else:
-        one_epoch = [c for c in candidates if c.total_tokens <= unique_tokens]
-        best = max(one_epoch, key=lambda c: c.params) if one_epoch else min(candidates, key=lambda c: c.params)
-        four = [c for c in candidates if c.total_tokens <= 4 * unique_tokens]
-        bigger = max(four, key=lambda c: c.params) if four else best
-        why = (
-            f"compute-optimal for {unique_tokens / 1e9:.3g}B tokens: {TOKENS_PER_PARAM} tokens per parameter "
-            f"within one epoch, {best.hours:.0f} h"
+        spend = [f"{budget.flops:.3g} FLOPs"] if budget.flops else []
+        spend += [f"{budget.hours:g} h"] if budget.hours else []
+        why = f"the lowest predicted loss for {' and '.join(spend)}"
+    why += f": {human_count(best.total_tokens)} tokens ("
+    why += f"{best.epochs:.2f} epochs of your data, " if best.epochs else ""
+    why += f"{best.tokens_per_param:.0f} per parameter)"
+    if best.hours is not None:
+        why += f", {best.hours:,.1f} h at {100 * best.mfu:.0f} % MFU" + (
+            ", assumed" if best.mfu_source.startswith("assumed") else ""
         )
-        if bigger is not best:
-            why += (
-                f"; repeating the data up to 4 times (little loss, Muennighoff et al. 2023) would allow "
-                f"{bigger.params / 1e6:,.0f}M parameters in {bigger.hours:.0f} h"
-            )
+    if best.usd is not None:
+        why += f", about ${best.usd:,.0f}"
+    notes = [why]
+    if best.binding == "data":
+        spent = best.train_flops / budget.flops if budget.flops else best.hours / budget.hours
+        notes.append(
+            f"the data binds: {1 + REPEAT_DECAY:.1f} epochs and {1 + EXCESS_DECAY:.1f}x the parameters it supports "
+            f"spend what repeats are worth (Muennighoff et al. 2023); the other {1 - spent:.0%} of the budget "
+            "would buy nothing"
+        )
+    fresh = found.fresh
+    if fresh and fresh.predicted_loss <= best.predicted_loss - 0.01:
+        notes.append(
+            f"more data would beat more epochs: with fresh data the same budget would train {fresh.params / 1e6:,.0f}M "
+            f"parameters on {human_count(fresh.total_tokens)} tokens, predicted loss {fresh.predicted_loss:.2f} "
+            f"against {best.predicted_loss:.2f}"
+        )
+    more = found.more_epochs
+    if more and more.params != best.params:
+        notes.append(
+            f"with 4x the compute, {more.epochs:.1f} epochs of your data would make {more.params / 1e6:,.0f}M "
+            f"parameters the best (predicted loss {more.predicted_loss:.2f}"
+            + (f", {more.hours:,.0f} h" if more.hours is not None else "")
+            + ")"
+        )
+    big = found.unconstrained
+    if big:
+        notes.append(
+            f"{big.params / 1e6:,.0f}M parameters would reach {big.predicted_loss:.2f} but do not fit "
+            + ("these GPUs" if gpus > 1 else "one GPU; more GPUs (--gpus) with FSDP would hold it")
+        )
     if best.parallelism == "fsdp":
-        why += "; it fits only sharded over the GPUs with FSDP (parallelism='fsdp')"
+        notes.append("it fits only sharded over the GPUs with FSDP (parallelism='fsdp')")
     if best.activation_checkpointing:
-        why += "; it fits only with activation checkpointing"
-    return best, why
+        notes.append("it fits only with activation checkpointing")
+    return "; ".join(notes)
 
 
 def startup_summary(
-    config: GPTConfig, settings, world_size: int, dtype: str, peak_flops: float | None, free_bytes: float | None
+    config: GPTConfig,
+    settings,
+    world_size: int,
+    dtype: str,
+    peak_flops: float | None,
+    free_bytes: float | None,
+    device_name: str = "",
 ) -> tuple[list[str], str | None]:
     """What train.py prints before it allocates the model on the device (settings: its
-    TrainSettings), and, when the predicted peak clearly exceeds the device's free memory, the
-    one-line refusal with the fix."""
+    TrainSettings; device_name: as torch reports it), and, when the predicted peak clearly exceeds
+    the device's free memory, the one-line refusal with the fix."""
     batch_size, gradient_accumulation_steps = settings.batch_size, settings.gradient_accumulation_steps
     max_iters, compile = settings.max_iters, settings.compile
     params = accounting.param_count(config)
@@ -330,7 +573,14 @@ def startup_summary(
     ckpt = config.activation_checkpointing
     shards = world_size if settings.parallelism == "fsdp" else 1
     peak = accounting.training_memory(
-        config, batch_size, dtype, compile, ckpt, micro_steps, shards, settings.optimizer
+        config,
+        batch_size,
+        dtype=dtype,
+        compile=compile,
+        activation_checkpointing=ckpt,
+        gradient_accumulation_steps=micro_steps,
+        shards=shards,
+        optimizer=settings.optimizer,
     ).total
     tokens = batch_size * config.block_size * gradient_accumulation_steps * max_iters
     line = (
@@ -340,12 +590,16 @@ def startup_summary(
     if free_bytes is not None:
         line += f" ({free_bytes / GIB:.1f} GiB free)"
     if peak_flops:
-        rate = DEFAULT_MFU * peak_flops / accounting.flops_per_token(config) / recompute_factor(config, ckpt)
-        line += f"; about {tokens / rate / world_size / 3600:,.1f} h at {100 * DEFAULT_MFU:.0f}% MFU"
+        mfu, source = mfu_for(device_named(device_name), params)
+        rate = mfu * peak_flops / accounting.flops_per_token(config) / recompute_factor(config, ckpt)
+        line += f"; about {tokens / rate / world_size / 3600:,.1f} h at {100 * mfu:.0f}% MFU ({source.split(':')[0]})"
     if free_bytes is None or peak <= 1.1 * free_bytes:  # within the model's error: let the run find out
         return [line], None
     device = Device("this GPU", free_bytes / GIB + accounting.CONTEXT_RESERVE / GIB, 0.0)
-    fit = max_micro_batch(config, device, dtype, compile, ckpt, micro_steps, shards, optimizer=settings.optimizer)
+    settings_of = dict(dtype=dtype, compile=compile, shards=shards, optimizer=settings.optimizer)
+    fit = max_micro_batch(
+        config, device, activation_checkpointing=ckpt, gradient_accumulation_steps=micro_steps, **settings_of
+    )
     if fit:
         micro = 2 ** int(math.log2(fit))
         accumulation = gradient_accumulation_steps * batch_size // micro
@@ -355,12 +609,9 @@ def startup_summary(
     elif not ckpt and max_micro_batch(
         replace(config, activation_checkpointing=1),
         device,
-        dtype,
-        compile,
-        1,
-        micro_steps,
-        shards,
-        optimizer=settings.optimizer,
+        activation_checkpointing=1,
+        gradient_accumulation_steps=micro_steps,
+        **settings_of,
     ):
         fix = "set activation_checkpointing=1 with a smaller batch_size"
     else:

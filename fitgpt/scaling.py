@@ -1,9 +1,10 @@
 """
-A scaling law fitted to your own runs (plan.py --fit): L(N, D) = E + A / N^alpha + B / D^beta, the
-form of Hoffmann et al. 2022, fitted as their approach 3 does (a Huber loss on log-loss residuals,
-from several starting points) to every val loss the runs logged: N a run's parameters, D the
-tokens it had trained on at that evaluation. Its constants then replace the published Chinchilla
-ones in plan.py (--fit-file), on your data and tokenizer.
+Scaling laws L(N, D) = E + A / N^alpha + B / D^beta, the form of Hoffmann et al. 2022: the
+published constants plan.py ranks its options with (--law), and one fitted to your own runs
+(plan.py --fit), fitted as their approach 3 does (a Huber loss on log-loss residuals, from several
+starting points) to every val loss the runs logged: N a run's parameters, D the tokens it had
+trained on at that evaluation. A fitted law then replaces the published one in plan.py
+(--law FILE or --fit-file FILE), on your data and tokenizer.
 
 An evaluation in the middle of a run is taken as the loss of a run of that length: close for a
 run whose learning rate decays late (lr_schedule='wsd'), pessimistic for a cosine run early on, so
@@ -12,6 +13,7 @@ the fit is best from the final evaluations of runs of several lengths.
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,6 +24,58 @@ from fitgpt.runs import Run
 NAMES = ("E", "A", "B", "alpha", "beta")
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022's delta, on log-loss residuals
 MIN_POINTS = 8
+
+
+@dataclass(frozen=True)
+class Law:
+    """L(N, D): the loss (nats per token) of N parameters, embeddings included as Hoffmann et al.
+    count them, trained on D tokens of fresh data; name says where the constants come from."""
+
+    name: str
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def loss(self, params: float, tokens: float) -> float:
+        return self.E + self.A / params**self.alpha + self.B / tokens**self.beta
+
+    def _exponents(self) -> tuple[float, float, float]:
+        """(a, b, G) of Hoffmann et al.'s eq. 4: N_opt = G (C/6)^a, D_opt = (C/6)^b / G."""
+        a, b = self.beta / (self.alpha + self.beta), self.alpha / (self.alpha + self.beta)
+        return a, b, (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
+
+    def compute_optimal(self, flops: float) -> tuple[float, float]:
+        """(N, D) of the lowest loss at training compute flops = 6 N D (Hoffmann et al. 2022, eq. 4)."""
+        a, b, g = self._exponents()
+        return g * (flops / 6) ** a, (flops / 6) ** b / g
+
+    def params_for(self, tokens: float) -> float:
+        """The N whose compute-optimal training is `tokens` tokens: D_opt = (C/6)^b / G solved for C."""
+        _, b, g = self._exponents()
+        return (tokens * g) ** (1 / b) / tokens
+
+
+# Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt" (arXiv:2404.10102), table 1:
+# Hoffmann et al.'s approach 3 refitted to the data of their figure 4. Unlike the published fit it
+# agrees with their approaches 1 and 2 (table 3: ~400M parameters on 8.0B tokens at 1.92e19 FLOPs).
+BESIROGLU = Law("Besiroglu et al. 2024's refit of Chinchilla", 1.8172, 482.01, 2085.43, 0.3478, 0.3658)
+# Hoffmann et al. 2022 ("Chinchilla"), approach 3 as published: fitted on their MassiveText data; its
+# compute-optimal models are 25-45 % smaller than their approaches 1 and 2 give (Besiroglu et al.)
+CHINCHILLA3 = Law("Chinchilla's approach 3 as published (Hoffmann et al. 2022)", 1.69, 406.4, 410.7, 0.34, 0.28)
+LAWS = {"besiroglu": BESIROGLU, "chinchilla3": CHINCHILLA3, "hoffmann": CHINCHILLA3}
+
+
+def law_named(name: str) -> Law:
+    """A published law by its --law name, or the law a plan.py --fit file holds."""
+    if name.lower() in LAWS:
+        return LAWS[name.lower()]
+    if not os.path.exists(name):
+        raise ConfigError(
+            f"--law {name}: use besiroglu (the default), chinchilla3 (or hoffmann), or a plan.py --fit file"
+        )
+    return Fit.load(name).law(name)
 
 
 @dataclass
@@ -38,18 +92,16 @@ class Fit:
     tokens: list = field(default_factory=list)  # the smallest and largest token count
     source: dict = field(default_factory=dict)  # the runs, their dataset and tokenizer
 
-    def loss(self, params: float, tokens: float) -> float:
-        return self.E + self.A / params**self.alpha + self.B / tokens**self.beta
+    def law(self, path: str = "") -> Law:
+        """The fitted constants as a Law, named after the file they were loaded from."""
+        name = f"the law in {path or 'this fit'}, fitted to {len(self.source.get('runs', []))} runs"
+        return Law(name, *(getattr(self, n) for n in NAMES))
 
-    def law(self) -> dict:
-        """The constants, as planner.predicted_loss takes them."""
-        return {name: getattr(self, name) for name in NAMES}
+    def loss(self, params: float, tokens: float) -> float:
+        return self.law().loss(params, tokens)
 
     def compute_optimal(self, flops: float) -> tuple[float, float]:
-        """(N, D) of the lowest loss at training compute flops = 6 N D (Hoffmann et al. 2022, eq. 4)."""
-        a, b = self.beta / (self.alpha + self.beta), self.alpha / (self.alpha + self.beta)
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
-        return g * (flops / 6) ** a, (flops / 6) ** b / g
+        return self.law().compute_optimal(flops)
 
     def save(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
@@ -61,9 +113,9 @@ class Fit:
             with open(path, encoding="utf-8") as f:
                 return cls(**json.load(f))
         except FileNotFoundError:
-            raise ConfigError(f"--fit-file {path}: no such file; write one with plan.py --fit RUN_DIR ...") from None
+            raise ConfigError(f"{path}: no such file; write one with plan.py --fit RUN_DIR ...") from None
         except (ValueError, TypeError) as e:
-            raise DataError(f"--fit-file {path}: not a fit plan.py wrote ({e})") from None
+            raise DataError(f"{path}: not a law plan.py --fit wrote ({e})") from None
 
 
 def run_points(paths: list[str]) -> tuple[np.ndarray, dict]:

@@ -117,7 +117,22 @@ def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--fit-out", default="fit.json", help="where --fit saves the law (default fit.json)")
     parser.add_argument("--fit-file", help="the same as --law FILE")
     parser.add_argument("--params", type=number(0), help="with --fit: the model size to predict the loss of")
-    return parser.parse_known_args(argv)
+    return parser.parse_known_args(negative_values_joined(argv, parser))
+
+
+def negative_values_joined(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """'--flops -1e20' as '--flops=-1e20': argparse takes '-1e20' for an option, and would say
+    'expected one argument' instead of the flag's range."""
+    takes_value = {flag for action in parser._actions if action.nargs is None for flag in action.option_strings}
+    joined, i = [], 0
+    while i < len(argv):
+        if argv[i] in takes_value and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1][1:2].isdigit():
+            joined.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            joined.append(argv[i])
+            i += 1
+    return joined
 
 
 def law_of(args: argparse.Namespace) -> scaling.Law:

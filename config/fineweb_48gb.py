@@ -1,25 +1,26 @@
-# Written by plan.py on 2026-12-01: python plan.py --gpu l40s --tokens 10e9 --hours 72 --write config/fineweb_48gb.py
+# Written by plan.py on 2026-12-04: python plan.py --gpu l40s --tokens 10e9 --hours 72 --write config/fineweb_48gb.py
 # Target: 1 x L40S 48GB, 10B tokens of data, 72 hours
-# Model: 354,599,936 parameters (24 layers x 1024 wide, 16 heads)
-# Predicted peak memory 23.4 GiB per GPU of 39.1 usable (micro-batch 16, bf16, compile): python plan.py config/fineweb_48gb.py --gpu l40s --tokens 1e+10
-# 15.5B tokens (1.55 epochs, 43.7 per parameter), 3.75e+19 FLOPs: about 72.0 h at 40% MFU
-# Predicted loss 2.77 (Chinchilla fit, approximate). Why this model: lowest predicted loss in 72 h: 15.5B tokens (1.55 epochs of your data, 44 tokens per parameter)
+# Model: 524,239,296 parameters (21 layers x 1344 wide, 21 heads)
+# Predicted peak memory 28.4 GiB per GPU of 39.1 GiB usable (micro-batch 16, bf16, compile): python plan.py config/fineweb_48gb.py --gpu l40s --tokens 1e+10
+# 10.8B tokens (1.08 epochs, 20.6 per parameter), 3.75e+19 FLOPs: about 72.0 h at 40% MFU (assumed: a nanoGPT user's GPT-2 124M ran at about 90 TFLOP/s on one RTX 4090 (55 % of 165), taken lower)
+# Predicted loss 2.71 (Besiroglu et al. 2024's refit of Chinchilla, approximate). Why this model: the lowest predicted loss for 72 h: 10.8B tokens (1.08 epochs of your data, 21 per parameter), 72.0 h at 40 % MFU, assumed
 out_dir = "out-fineweb-48gb"
 dataset = "fineweb"
-n_layer = 24
-n_embd = 1024
-n_head = 16
+n_layer = 21
+n_embd = 1344
+n_head = 21
 bias = False
 dropout = 0.0
 block_size = 1024
 batch_size = 16
 gradient_accumulation_steps = 32  # 524,288 tokens per step
 activation_checkpointing = 0
-learning_rate = 0.0003  # GPT-3's for this size
-min_lr = 3e-05
+parallelism = "ddp"  # under torchrun
+learning_rate = 0.00027  # GPT-3's for this size
+min_lr = 2.7e-05
 warmup_iters = 715
-max_iters = 29548
-lr_decay_iters = 29548
+max_iters = 20552
+lr_decay_iters = 20552
 weight_decay = 0.1
 beta2 = 0.95
 grad_clip = 1.0

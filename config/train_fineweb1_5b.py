@@ -2,7 +2,7 @@
 # python data/fineweb/prepare.py --subset sample-100BT --max-tokens 7.1e9 && python train.py config/train_fineweb1_5b.py
 # Model: 1,556,840,000 parameters (48 layers x 1600 wide, 25 heads)
 # Predicted peak memory 122.9 GiB per GPU of 124.9 usable (micro-batch 32, bf16, compile): python plan.py config/train_fineweb1_5b.py --gpu h200
-# Time: 7B tokens, 7.19e+19 FLOPs, about 50 h (2.1 days) on this GPU at 40% MFU
+# Time: 7B tokens, 7.19e+19 FLOPs, about 50 h (2.1 days) on this GPU at 40% MFU (assumed)
 out_dir = "out-fineweb-1.5b"
 dataset = "fineweb"
 eval_interval = 250

@@ -71,7 +71,8 @@ def device_for(gpu: str | None, vram_gb: float | None = None, peak_tflops: float
             names = ", ".join(g.key for g in accounting.GPUS)
             raise ConfigError(f"unknown --gpu {gpu!r}; use one of {names}, or --vram-gb and --peak-tflops")
         peak = (peak_tflops or entry.tflops["bf16"]) * 1e12
-        return Device(entry.name, memory or entry.memory_gib, peak, entry.mfu)
+        name = entry.name + (f" with {vram_gb:g} GB ({memory:.1f} GiB)" if memory else "")
+        return Device(name, memory or entry.memory_gib, peak, entry.mfu)
     if not (vram_gb and peak_tflops):
         raise ConfigError("name a GPU with --gpu (e.g. h100, mi300x, rtx4090) or give --vram-gb and --peak-tflops")
     return Device(f"a {vram_gb:g} GB ({memory:.1f} GiB) GPU at {peak_tflops:g} TFLOP/s", memory, peak_tflops * 1e12)
@@ -258,7 +259,7 @@ def plan_run(
         mfu_source=None,
         tokens_per_s=None,
         hours=None,
-        predicted_loss=round(predicted_loss(params, total, unique_tokens, law), 3),
+        predicted_loss=predicted_loss(params, total, unique_tokens, law),
         parallelism=parallelism,
     )
     if device is None:
@@ -388,7 +389,11 @@ def candidate(
     binding, tokens = min(limits.items(), key=lambda item: item[1])
     step_tokens = min(step_tokens, max(gpus * block_size, 2 ** int(math.log2(max(1, tokens / MIN_STEPS)))))
     batch, accumulation = batch_layout(step_tokens // block_size, fit, gpus)
-    iters = max(1, int(tokens // (batch * block_size * accumulation)))
+    step = batch * block_size * accumulation
+    iters = max(1, int(tokens // step))
+    if binding == "data":  # the last step whole (within the budget): options held by the data then tie
+        budget_tokens = min((v for k, v in limits.items() if k != "data"), default=math.inf)
+        iters = int(min(math.ceil(tokens / step), budget_tokens // step))
     plan = plan_run(
         config,
         device,
@@ -422,7 +427,8 @@ class Search:
 
 def choose(candidates: list[RunPlan]) -> RunPlan:
     """The lowest predicted loss among the options that fit (or all, without a device); of equal
-    losses, the cheapest in FLOPs: compute past the data's value buys nothing."""
+    losses (options held by the data, whose repeats and excess parameters are spent), the cheapest
+    in FLOPs: compute past the data's value buys nothing."""
     fitting = [c for c in candidates if c.fits is not False]
     if not fitting:
         raise ConfigError("no model of the search's family fits this GPU, even with activation checkpointing")

@@ -2,7 +2,7 @@
 # python data/fineweb/prepare.py && python train.py config/train_fineweb.py
 # Model: 124,373,760 parameters (12 layers x 768 wide, 12 heads)
 # Predicted peak memory 6.4 GiB per GPU of 9.5 usable (micro-batch 8, bf16, compile): python plan.py config/train_fineweb.py --gpu rtx4070
-# Time: 10B tokens, 8.55e+18 FLOPs, about 102 h (4.2 days) on this GPU at 40% MFU (assumed)
+# Time: 10B tokens, 8.55e+18 FLOPs, about 102 h (4.2 days) on this GPU at 40% MFU (assumed for Ada GPUs)
 out_dir = "out-fineweb"
 dataset = "fineweb"
 eval_interval = 250

@@ -3,7 +3,7 @@
 # python data/fineweb/prepare.py && python train.py config/train_fineweb_gpt3.py
 # Model: 125,160,192 parameters (12 layers x 768 wide, 12 heads)
 # Predicted peak memory 6.4 GiB per GPU of 9.5 usable (micro-batch 4, bf16, compile): python plan.py config/train_fineweb_gpt3.py --gpu rtx4070
-# Time: 10B tokens, 9.68e+18 FLOPs, about 115 h (4.8 days) on this GPU at 40% MFU (assumed)
+# Time: 10B tokens, 9.68e+18 FLOPs, about 115 h (4.8 days) on this GPU at 40% MFU (assumed for Ada GPUs)
 out_dir = "out-fineweb-gpt3"
 dataset = "fineweb"
 eval_interval = 250

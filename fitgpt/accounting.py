@@ -100,7 +100,8 @@ MFU_BY_FAMILY = {
     ),
     "ada": (
         0.40,
-        "assumed: a nanoGPT user's GPT-2 124M ran at about 90 TFLOP/s on one RTX 4090 (55 % of 165), taken lower",
+        "assumed for Ada GPUs: a nanoGPT user's GPT-2 124M ran at about 90 TFLOP/s on one RTX 4090 "
+        "(55 % of its 165), taken lower",
     ),
     "ampere": (0.30, "assumed: as nanoGPT's A100 run (about 30 %); not measured on this card"),
     # 16 %: the figure a 2024 ROCm report gave for compiled GPT-2 XL training on one MI300X

@@ -519,7 +519,7 @@ def explain(found: Search, gpus: int = 1) -> str:
     why += f"{best.epochs:.2f} epochs of your data, " if best.epochs else ""
     why += f"{best.tokens_per_param:.0f} per parameter)"
     if best.hours is not None:
-        why += f", {best.hours:,.1f} h at {100 * best.mfu:.0f} % MFU" + (
+        why += f", {best.hours:,.1f} h at {100 * best.mfu:.0f}% MFU" + (
             ", assumed" if best.mfu_source.startswith("assumed") else ""
         )
     if best.usd is not None:

@@ -93,5 +93,10 @@ def test_plan_fits_runs_and_plans_with_the_fit(tmp_path, capsys):
     n, d = fitted["params"], fitted["total_tokens"]
     assert fitted["predicted_loss"] == pytest.approx(fit.loss(n, d), abs=1e-3)
     assert published["predicted_loss"] == pytest.approx(planner.predicted_loss(n, d), abs=1e-3)
+    # --law FILE: the search ranks by the fitted law, and says so
+    code, stdout, stderr = cli(plan.main, ["--law", out, "--flops", "1e17", "--json"], capsys)
+    searched = json.loads(stdout)
+    assert searched["law"] == f"the law in {out}, fitted to 4 runs"
+    assert searched["predicted_loss"] == pytest.approx(fit.loss(searched["params"], searched["total_tokens"]))
     code, _, stderr = cli(plan.main, ["--fit", runs[0]], capsys)
     assert code == 2 and "one model size only" in stderr

@@ -428,7 +428,7 @@ def main(argv: list[str]) -> dict:
         return fit_runs(args)
     args.command = " ".join(["python plan.py", *argv])
     has_run = bool(rest)  # a config file or --key=value settings: evaluate that run
-    if args.flops and not (args.gpu or args.vram_gb) and not has_run:
+    if args.flops and not (args.gpu or args.vram_gb or args.hours) and not has_run:
         device = None  # a FLOPs budget alone needs no GPU
     else:
         device = planner.device_for(args.gpu or (None if args.vram_gb else "h100"), args.vram_gb, args.peak_tflops)

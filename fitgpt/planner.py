@@ -78,10 +78,10 @@ def device_for(gpu: str | None, vram_gb: float | None = None, peak_tflops: float
     return Device(f"a {vram_gb:g} GB ({memory:.1f} GiB) GPU at {peak_tflops:g} TFLOP/s", memory, peak_tflops * 1e12)
 
 
-def device_named(name: str, memory_gib: float = 0.0) -> Device:
+def device_named(name: str) -> Device:
     """The device torch reports by this name (train.py), with the table's MFU when it is listed."""
     gpu = accounting.gpu_for_device_name(name)
-    return Device(name, memory_gib, gpu.peak_flops() or 0.0, gpu.mfu) if gpu else Device(name, memory_gib, 0.0)
+    return Device(name, gpu.memory_gib, gpu.peak_flops() or 0.0, gpu.mfu) if gpu else Device(name, 0.0, 0.0)
 
 
 def mfu_for(device: Device, params: float, override: float | None = None) -> tuple[float, str]:
@@ -393,7 +393,7 @@ def candidate(
     iters = max(1, int(tokens // step))
     if binding == "data":  # the last step whole (within the budget): options held by the data then tie
         budget_tokens = min((v for k, v in limits.items() if k != "data"), default=math.inf)
-        iters = int(min(math.ceil(tokens / step), budget_tokens // step))
+        iters = max(1, int(min(math.ceil(tokens / step), budget_tokens // step)))
     plan = plan_run(
         config,
         device,
@@ -431,7 +431,7 @@ def choose(candidates: list[RunPlan]) -> RunPlan:
     in FLOPs: compute past the data's value buys nothing."""
     fitting = [c for c in candidates if c.fits is not False]
     if not fitting:
-        raise ConfigError("no model of the search's family fits this GPU, even with activation checkpointing")
+        raise ConfigError("no model of the search's family fits this GPU, even with activation checkpointing (or FSDP)")
     return min(fitting, key=lambda c: (c.predicted_loss, c.train_flops))
 
 

@@ -366,11 +366,12 @@ def candidate(
     law: Law = DEFAULT_LAW,
     usd_per_gpu_hour: float | None = None,
     block_size: int = 1024,
-) -> RunPlan:
+) -> RunPlan | None:
     """One shape's run within the budget: as many tokens as the FLOPs or hours allow, but no more
     than 1 + R*_D epochs of the data (their value is spent); about GPT-3's tokens per step; on a
     device, the largest power-of-two micro-batch that fits (checkpointing, then FSDP, only when
-    needed). binding names what limits it; a shape that does not fit at all is 'memory'."""
+    needed). binding names what limits it; a shape that does not fit at all is 'memory'. None
+    when the budget does not hold one step."""
     config = shape_config(shape, arch, vocab_size, block_size)
     params = accounting.param_count(config)
     step_tokens = tokens_per_step_for(params)
@@ -390,10 +391,12 @@ def candidate(
     step_tokens = min(step_tokens, max(gpus * block_size, 2 ** int(math.log2(max(1, tokens / MIN_STEPS)))))
     batch, accumulation = batch_layout(step_tokens // block_size, fit, gpus)
     step = batch * block_size * accumulation
-    iters = max(1, int(tokens // step))
+    iters = int(tokens // step)
     if binding == "data":  # the last step whole (within the budget): options held by the data then tie
         budget_tokens = min((v for k, v in limits.items() if k != "data"), default=math.inf)
-        iters = max(1, int(min(math.ceil(tokens / step), budget_tokens // step)))
+        iters = int(min(math.ceil(tokens / step), budget_tokens // step))
+    if not iters:
+        return None  # not one step within the budget
     plan = plan_run(
         config,
         device,
@@ -467,17 +470,24 @@ def search(
     epoch of the data supports, so the answer is the model compute-optimal for the data."""
     shapes = sorted({*FAMILY, *GPT2_SHAPES}, key=lambda s: accounting.param_count(shape_config(s, arch, vocab_size)))
     data_only = not (budget.flops or budget.hours)
-    if data_only:
-        budget = Budget(flops=data_budget(shapes, arch, vocab_size, unique_tokens, law))
+    if data_only:  # among the shapes that fit: a larger one would want more compute than the GPU can hold
+        fitting = [s for s in shapes if not device or fitting_way(shape_config(s, arch, vocab_size), device, gpus, 1)]
+        budget = Budget(flops=data_budget(fitting or shapes, arch, vocab_size, unique_tokens, law))
 
     def options(budget: Budget, unique: int | None) -> list[RunPlan]:
         settings = dict(arch=arch, vocab_size=vocab_size, device=device, gpus=gpus, mfu=mfu, law=law)
-        return [
+        plans = [
             candidate(s, budget=budget, unique_tokens=unique, usd_per_gpu_hour=usd_per_gpu_hour, **settings)
             for s in shapes
         ]
+        return [p for p in plans if p]
 
     candidates = options(budget, unique_tokens)
+    if not candidates:
+        raise ConfigError(
+            f"not one step of {gpus * 1024:,} tokens of the smallest model fits in this budget; "
+            "give more --flops, --hours or --tokens"
+        )
     best = choose(candidates)
     found = Search(candidates, best, budget, data_only)
     unconstrained = min(candidates, key=lambda c: (c.predicted_loss, c.train_flops))

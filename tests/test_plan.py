@@ -280,6 +280,8 @@ def test_other_bad_input(capsys):
         (["config/train_fineweb.py", "--flops", "1e20"], "--flops and --hours choose a model"),
         (["--flops", "1e20", "--tokens", "1e9", "--write", "x.py"], "--write needs --gpu"),
         (["--gpu", "h100", "--bogus_setting=3"], "unknown setting 'bogus_setting'"),
+        (["--flops", "1e10"], "not one step of 1,024 tokens of the smallest model fits in this budget"),
+        (["--tokens", "100"], "give more --flops, --hours or --tokens"),
     ]:
         code, _, stderr = cli(plan.main, argv, capsys)
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr

@@ -80,10 +80,9 @@ def number(low: float, high: float = math.inf, low_open: bool = True, integer: b
 
 
 def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    settings = dict(dataclasses.asdict(TrainSettings()))
     epilog = configurator.help_text(
         TrainSettings,
-        settings,
+        dataclasses.asdict(TrainSettings()),
         "model and training settings, as train.py takes them (its others are accepted and change nothing here)",
         names=PLANNED,
     )
@@ -117,20 +116,20 @@ def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--fit-out", default="fit.json", help="where --fit saves the law (default fit.json)")
     parser.add_argument("--fit-file", help="the same as --law FILE")
     parser.add_argument("--params", type=number(0), help="with --fit: the model size to predict the loss of")
-    return parser.parse_known_args(negative_values_joined(argv, parser))
+    return parser.parse_known_args(negative_values_joined(argv))
 
 
-def negative_values_joined(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+def negative_values_joined(argv: list[str]) -> list[str]:
     """'--flops -1e20' as '--flops=-1e20': argparse takes '-1e20' for an option, and would say
     'expected one argument' instead of the flag's range."""
-    takes_value = {flag for action in parser._actions if action.nargs is None for flag in action.option_strings}
     joined, i = [], 0
     while i < len(argv):
-        if argv[i] in takes_value and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1][1:2].isdigit():
-            joined.append(f"{argv[i]}={argv[i + 1]}")
+        flag, value = argv[i], argv[i + 1] if i + 1 < len(argv) else ""
+        if flag.startswith("--") and "=" not in flag and value.startswith("-") and value[1:2].isdigit():
+            joined.append(f"{flag}={value}")
             i += 2
         else:
-            joined.append(argv[i])
+            joined.append(flag)
             i += 1
     return joined
 
@@ -156,7 +155,7 @@ def gib(x: float) -> str:
 
 
 def mfu_text(plan: planner.RunPlan) -> str:
-    """'40 % MFU (measured: ...)': the figure with its source, as every answer states it."""
+    """'40% MFU (measured: ...)': the figure with its source, as every answer states it."""
     return f"{100 * plan.mfu:.0f}% MFU ({plan.mfu_source})"
 
 
@@ -226,7 +225,9 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
     return plan.to_dict()
 
 
-def header(args: argparse.Namespace, found: planner.Search, device: planner.Device | None, law) -> list[str]:
+def header(
+    args: argparse.Namespace, found: planner.Search, device: planner.Device | None, law: scaling.Law
+) -> list[str]:
     """The lines above the table: what was searched, for what, and on which assumptions."""
     best, budget = found.best, found.budget
     data = f"{human_count(best.unique_tokens)} unique tokens" if best.unique_tokens else "fresh data, not limited"
@@ -341,7 +342,7 @@ def device_args(args: argparse.Namespace) -> str:
 
 
 def write_config(
-    args: argparse.Namespace, plan: planner.RunPlan, device: planner.Device, unique: int, why: str, law
+    args: argparse.Namespace, plan: planner.RunPlan, device: planner.Device, unique: int, why: str, law: scaling.Law
 ) -> None:
     """The recommended run as a config file train.py reads."""
     iters = plan.total_tokens // plan.tokens_per_step

@@ -104,7 +104,6 @@ MFU_BY_FAMILY = {
         "(55 % of its 165), taken lower",
     ),
     "ampere": (0.30, "assumed: as nanoGPT's A100 run (about 30 %); not measured on this card"),
-    # 16 %: the figure a 2024 ROCm report gave for compiled GPT-2 XL training on one MI300X
     "cdna": (0.16, "assumed: a 2024 ROCm report put compiled GPT-2 XL training on one MI300X at about 16 % of peak"),
 }
 

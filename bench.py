@@ -145,7 +145,7 @@ def predicted_memory(c: BenchSettings, config: GPTConfig, dtype: str, world_size
     estimate = accounting.run_memory(config, c, dtype, world_size)
     return {
         "predicted_peak_memory_gib": estimate.total / accounting.GIB,
-        "predicted_peak_reserved_gib": accounting.reserved_memory(estimate) / accounting.GIB,
+        "predicted_peak_reserved_gib": estimate.reserved / accounting.GIB,
     }
 
 

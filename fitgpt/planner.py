@@ -333,7 +333,7 @@ def plan_check(
     check = {
         "iter": iter_num,
         "predicted_allocated_gib": round(predicted.total / GIB, 3),
-        "predicted_reserved_gib": round(accounting.reserved_memory(predicted) / GIB, 3),
+        "predicted_reserved_gib": round(predicted.reserved / GIB, 3),
         "measured_allocated_gib": None,
         "measured_reserved_gib": None,
         "planned_mfu": planned_mfu,

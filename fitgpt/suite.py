@@ -338,7 +338,7 @@ def prediction(record: dict) -> tuple[float, float]:
     config = GPTConfig.from_settings(s, vocab_size=s.vocab_size)
     world = record.get("result", {}).get("world_size", 1)
     estimate = accounting.run_memory(config, s, record.get("result", {}).get("dtype", "bf16"), world)
-    return estimate.total / accounting.GIB, accounting.reserved_memory(estimate) / accounting.GIB
+    return estimate.total / accounting.GIB, estimate.reserved / accounting.GIB
 
 
 def error(measured: float, predicted: float) -> str:

@@ -52,11 +52,8 @@ def saved_tensors(config: GPTConfig, batch_size: int, dtype: str = "bf16") -> li
     def forward_compiler(graph_module, example_inputs):
         # the forward graph returns the user's outputs, then what backward needs
         # the weights and buffers are the floating-point inputs; the token ids are integers
-        parameters = {
-            n.name
-            for n in graph_module.graph.nodes
-            if n.op == "placeholder" and isinstance(n.meta.get("val"), torch.Tensor) and n.meta["val"].is_floating_point()
-        }
+        inputs = [(n.name, n.meta.get("val")) for n in graph_module.graph.nodes if n.op == "placeholder"]
+        parameters = {name for name, v in inputs if isinstance(v, torch.Tensor) and v.is_floating_point()}
         output = next(n for n in graph_module.graph.nodes if n.op == "output").args[0]
         for node in output[user_outputs:]:
             value = node.meta.get("val") if hasattr(node, "meta") else None

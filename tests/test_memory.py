@@ -12,7 +12,7 @@ import torch
 import train
 from conftest import tiny_settings
 from fitgpt import accounting, suite
-from fitgpt.accounting import GIB, head_saved, layer_saved, training_memory
+from fitgpt.accounting import head_saved, layer_saved, training_memory
 from fitgpt.architecture import GPTConfig
 from model import GPT
 
@@ -96,7 +96,7 @@ COMPILED_OPTIONS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", COMPILED_OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "gpt2")
+@pytest.mark.parametrize("options", COMPILED_OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "-")
 def test_compiled_formulas_are_the_partitioners_count(options):
     from fitgpt.partition import compiled_count
 

@@ -8,6 +8,9 @@ peak memory, from the same model, optimizer and micro-step code as train.py.
     python bench.py --find-batch-size          # the largest micro-batch that trains, then its speed
     python bench.py --profile                  # a torch.profiler trace, and the step's time by kernel group
     python bench.py --json [--compare=earlier.json]
+    torchrun --standalone --nproc_per_node=1 bench.py --parallelism=fsdp   # the step under DDP or FSDP2
+    python bench.py --suite [--nanogpt=../nanoGPT]   # the GPU suite: memory and speed against plan.py, ~8 min
+    python bench.py --calibrate                # 2-3 min: this GPU's MFU by size and memory, for plan.py and train.py
     python bench.py --help
 Takes every train.py setting too. Random tokens are the default: speed does not depend on the data,
 and no dataset has to be prepared. MFU is against the GPU's dense datasheet peak at the training
@@ -29,10 +32,9 @@ import time
 import torch
 
 import configurator
-from fitgpt import accounting, measure, planner
+from fitgpt import accounting, distributed, measure, planner, suite
 from fitgpt.architecture import GPTConfig
 from fitgpt.checkpoint import Progress
-from fitgpt.distributed import compile_options
 from fitgpt.errors import ConfigError
 from fitgpt.loader import TokenLoader
 from fitgpt.metrics import duration
@@ -71,15 +73,19 @@ def expected_duration(micro_step: float, micro_steps: int, how: str, device: str
 class Bench:
     """The model, optimizer and one train.py iteration of a config, at any micro-batch."""
 
-    def __init__(self, c: BenchSettings, config: GPTConfig, device: str, dtype: str, ctx):
-        self.c, self.config, self.device, self.dtype, self.ctx = c, config, device, dtype, ctx
+    def __init__(
+        self, c: BenchSettings, config: GPTConfig, device: str, dtype: str, ctx, dist: distributed.Distributed
+    ):
+        self.c, self.config, self.device, self.dtype, self.dist = c, config, device, dtype, dist
         self.model = GPT(config)
         if c.float8:
             convert_to_float8(self.model, c.float8_recipe, device)
         self.model.to(device)
-        self.optimizer = build_optimizer(self.model, c, device)
+        # as train.py: compiled, and under torchrun DDP-wrapped or FSDP2-sharded
+        self.compiled, self.ctx = distributed.wrap(self.model, dist, device, c.compile, dtype, ctx, c.compile_mode)
+        self.optimizer = build_optimizer(self.model, c, device, dist.sharded)
         self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
-        self.compiled = torch.compile(self.model, mode=compile_options(c.compile_mode)) if c.compile else self.model
+        self.micro_steps = distributed.micro_steps_per_rank(c.gradient_accumulation_steps, dist.world_size)
         self.guard = NonFiniteGuard("stop", 1, "bench", Progress())
 
     def batches(self, batch_size: int):
@@ -91,14 +97,34 @@ class Bench:
             ).next_batch
         return random_batches(self.config.vocab_size, batch_size, c.block_size, self.device)
 
-    def step(self, next_batch, micro_steps: int) -> None:
-        """What one iteration of train.py runs, with its two syncs (loss and gradient norm)."""
-        loss = forward_backward(self.compiled, next_batch, micro_steps, self.ctx, self.scaler).item() / micro_steps
+    def step(self, next_batch, micro_steps: int) -> float:
+        """What one iteration of train.py runs, with its two syncs (loss and gradient norm); its loss."""
+        loss_sum = forward_backward(self.compiled, next_batch, micro_steps, self.ctx, self.scaler, self.dist)
+        loss = loss_sum.item() / micro_steps
         optimizer_step(self.model, self.optimizer, self.scaler, self.c.grad_clip, self.guard, 0, loss)
+        return loss
+
+    def memory_phases(self, next_batch) -> dict:
+        """Allocated GiB with the weights and optimizer state alone (no gradients), and what one
+        micro-step's forward adds (what it keeps for backward, the loss), measured in one more step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        synchronize(self.device)
+        state = torch.cuda.memory_allocated(self.device)
+        x, y = next_batch()
+        with self.ctx:
+            loss = self.compiled(x, y)[1]
+        synchronize(self.device)
+        forward = torch.cuda.memory_allocated(self.device) - state
+        self.scaler.scale(loss).backward()
+        del loss
+        optimizer_step(self.model, self.optimizer, self.scaler, self.c.grad_clip, self.guard, 0, 0.0)
+        return {"state_gib": state / accounting.GIB, "forward_gib": forward / accounting.GIB}
 
     def peak_at(self, batch_size: int) -> float:
-        """Measured peak bytes of one full step at this micro-batch, after one to warm up (compile).
-        Two micro-steps: the second runs with the first's gradients alive, as accumulation does."""
+        """Measured peak reserved bytes of one full step at this micro-batch (what runs out is
+        reserved memory), after one to warm up (compile); the allocated peak is kept in
+        self.allocated_at. Two micro-steps: the second runs with the first's gradients alive, as
+        accumulation does."""
         next_batch = self.batches(batch_size)
         try:
             for measured in (False, True):
@@ -106,11 +132,21 @@ class Bench:
                     torch.cuda.reset_peak_memory_stats(self.device)
                 self.step(next_batch, 2)
             synchronize(self.device)
-            return float(torch.cuda.max_memory_allocated(self.device))
+            self.allocated_at[batch_size] = float(torch.cuda.max_memory_allocated(self.device))
+            return float(torch.cuda.max_memory_reserved(self.device))
         finally:  # whatever happened, leave the memory as the next trial should find it
             self.optimizer.zero_grad(set_to_none=True)
             gc.collect()
             torch.cuda.empty_cache()
+
+
+def predicted_memory(c: BenchSettings, config: GPTConfig, dtype: str, world_size: int) -> dict:
+    """plan.py's prediction for this step: the function train.py's start-up plan calls too."""
+    estimate = accounting.run_memory(config, c, dtype, world_size)
+    return {
+        "predicted_peak_memory_gib": estimate.total / accounting.GIB,
+        "predicted_peak_reserved_gib": estimate.reserved / accounting.GIB,
+    }
 
 
 def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
@@ -129,34 +165,44 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
         f"finding the largest micro-batch: the memory model predicts {predicted}; keeping {100 * c.batch_margin:.0f}% "
         f"of {capacity / accounting.GIB:.1f} GiB free"
     )
+    bench.allocated_at = {}
     found, tried = measure.find_batch_size(bench.peak_at, predicted, capacity, c.batch_margin)
     if not found:
         raise ConfigError("not even batch_size=1 trains on this GPU; try activation_checkpointing=1 or a smaller model")
-    peak = dict(tried)[found]
-    ckpt = c.activation_checkpointing
-    predicted_peak = accounting.training_memory(
-        bench.config, found, bench.dtype, c.compile, ckpt, optimizer=c.optimizer
-    ).total
+    reserved, allocated = dict(tried)[found], bench.allocated_at[found]
+    predicted_peak = predicted_memory(
+        dataclasses.replace(c, batch_size=found, gradient_accumulation_steps=2), bench.config, bench.dtype, 1
+    )
     tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
     accumulation = max(1, tokens_per_step // (found * c.block_size))
     say(
         f"largest micro-batch: {found} ({found * c.block_size:,} tokens); with gradient_accumulation_steps="
         f"{accumulation}: {found * c.block_size * accumulation:,} tokens per step (the config's {tokens_per_step:,}); "
-        f"peak {peak / accounting.GIB:.2f} GiB measured, {predicted_peak / accounting.GIB:.2f} GiB predicted"
+        f"peak {allocated / accounting.GIB:.2f} GiB allocated, {reserved / accounting.GIB:.2f} GiB reserved measured; "
+        f"{predicted_peak['predicted_peak_memory_gib']:.2f} and {predicted_peak['predicted_peak_reserved_gib']:.2f} "
+        "GiB predicted"
     )
     return {
         "batch_size": found,
         "gradient_accumulation_steps": accumulation,
         "predicted": predicted,
-        "peak_memory_gib": peak / accounting.GIB,
-        "predicted_peak_memory_gib": predicted_peak / accounting.GIB,
-        "tried": [{"batch_size": b, "peak_memory_gib": p and p / accounting.GIB} for b, p in tried],
+        "peak_memory_gib": allocated / accounting.GIB,
+        "peak_reserved_gib": reserved / accounting.GIB,
+        **predicted_peak,
+        "tried": [
+            {
+                "batch_size": b,
+                "peak_reserved_gib": p and p / accounting.GIB,
+                "peak_memory_gib": p and bench.allocated_at[b] / accounting.GIB,
+            }
+            for b, p in tried
+        ],
     }
 
 
 def time_steps(bench: Bench, c: BenchSettings, say) -> dict:
-    """ms per step, tokens/s and peak memory over bench_steps steps after bench_warmup."""
-    micro_steps = c.gradient_accumulation_steps * (c.bench_warmup + c.bench_steps)
+    """ms per step, tokens/s, each step's loss and peak memory over bench_steps steps after bench_warmup."""
+    micro_steps = bench.micro_steps * (c.bench_warmup + c.bench_steps)
     say(f"timing {c.bench_steps} optimizer steps after {c.bench_warmup} warm-up steps ({micro_steps:,} micro-steps)")
     next_batch = bench.batches(c.batch_size)
     # one micro-step first, to say how long the benchmark will take; on a CPU (compute-bound) a
@@ -164,28 +210,34 @@ def time_steps(bench: Bench, c: BenchSettings, say) -> dict:
     rows = 1 if bench.device == "cpu" and not c.compile else c.batch_size
     x, y = next_batch()
     t0 = time.perf_counter()
-    forward_backward(bench.compiled, lambda: (x[:rows], y[:rows]), 1, bench.ctx, bench.scaler)
+    forward_backward(bench.compiled, lambda: (x[:rows], y[:rows]), 1, bench.ctx, bench.scaler, bench.dist)
     bench.optimizer.zero_grad(set_to_none=True)
     synchronize(bench.device)
     first = (time.perf_counter() - t0) * c.batch_size / rows
     how = f"timed on {rows} of its {c.batch_size} sequences" if rows < c.batch_size else "the first one"
     say(expected_duration(first, micro_steps, how + (", compilation included" if c.compile else ""), bench.device))
-    for _ in range(c.bench_warmup):
-        bench.step(next_batch, c.gradient_accumulation_steps)
+    losses = [bench.step(next_batch, bench.micro_steps) for _ in range(c.bench_warmup)]
     synchronize(bench.device)
-    if bench.device.startswith("cuda"):
+    cuda = bench.device.startswith("cuda")
+    if cuda:
         torch.cuda.reset_peak_memory_stats(bench.device)
     t0 = time.perf_counter()
-    for _ in range(c.bench_steps):
-        bench.step(next_batch, c.gradient_accumulation_steps)
+    losses += [bench.step(next_batch, bench.micro_steps) for _ in range(c.bench_steps)]
     synchronize(bench.device)
     seconds = (time.perf_counter() - t0) / c.bench_steps
     tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
-    if bench.device.startswith("cuda"):
-        memory = {"peak_memory_gib": torch.cuda.max_memory_allocated(bench.device) / accounting.GIB}
-    else:
-        memory = {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-    return {"ms_per_step": seconds * 1000, "tokens_per_s": tokens_per_step / seconds, **memory}
+    result = {"ms_per_step": seconds * 1000, "tokens_per_s": tokens_per_step / seconds, "losses": losses}
+    if not cuda:
+        return {**result, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    stats = torch.cuda.memory_stats(bench.device)
+    result.update(
+        peak_memory_gib=torch.cuda.max_memory_allocated(bench.device) / accounting.GIB,
+        peak_reserved_gib=torch.cuda.max_memory_reserved(bench.device) / accounting.GIB,
+        alloc_retries=stats.get("num_alloc_retries", 0),
+    )
+    if not bench.dist.enabled:
+        result.update(bench.memory_phases(next_batch))
+    return result
 
 
 def mfu_text(mfu: float | None, against: str) -> str:
@@ -193,9 +245,19 @@ def mfu_text(mfu: float | None, against: str) -> str:
 
 
 def run(c: BenchSettings) -> dict:
-    """Benchmark as c says; returns the results (what --json prints)."""
-    device, dtype, ctx = setup_device(c.device, c.dtype, seed=c.seed)
-    say = (lambda text: print(text, file=sys.stderr, flush=True)) if c.json else (lambda text: print(text, flush=True))
+    """Benchmark as c says; returns the results (what --json prints). Under torchrun only rank 0
+    prints; each rank measures its own GPU."""
+    dist = distributed.from_environment(c.parallelism)
+    device = distributed.join(dist, c.device, c.backend, c.dist_timeout)
+    device, dtype, ctx = setup_device(device, c.dtype, seed=c.seed)
+    quiet = not dist.master
+    say = (
+        (lambda text: None)
+        if quiet
+        else (lambda text: print(text, file=sys.stderr, flush=True))
+        if c.json
+        else (lambda text: print(text, flush=True))
+    )
     vocab_size = c.vocab_size or dataset_vocab_size(dataset_meta(dataclasses.asdict(c))[1])  # as train.py
     config = GPTConfig.from_settings(c, vocab_size=vocab_size)
     name, precision = device_name(device), accounting.matmul_precision(dtype, device)
@@ -207,12 +269,15 @@ def run(c: BenchSettings) -> dict:
         "params": accounting.param_count(config),
         "flops_per_token": flops_per_token,
         "block_size": c.block_size,
+        "parallelism": c.parallelism if dist.enabled else "none",
+        "world_size": dist.world_size,
     }
     say(
         f"{results['params']:,} parameters, {flops_per_token / 1e6:.1f} MFLOPs/token; {name} ({device}), {dtype}, "
         f"compile={c.compile}, activation_checkpointing={c.activation_checkpointing}"
+        + (f"; {c.parallelism} over {dist.world_size} process(es)" if dist.enabled else "")
     )
-    bench = Bench(c, config, device, dtype, ctx)
+    bench = Bench(c, config, device, dtype, ctx, dist)
     with out_of_memory_hint(c.batch_size, c.block_size, c.gradient_accumulation_steps, device):
         if c.find_batch_size:
             results["find_batch_size"] = found = find_batch_size(bench, c, say)
@@ -227,21 +292,22 @@ def run(c: BenchSettings) -> dict:
             batch_size=c.batch_size,
             gradient_accumulation_steps=c.gradient_accumulation_steps,
             **time_steps(bench, c, say),
+            **predicted_memory(c, config, dtype, dist.world_size),
         )
         if c.profile:
             results["profile"] = measure.profile_steps(
-                lambda: bench.step(bench.batches(c.batch_size), c.gradient_accumulation_steps),
-                c.bench_steps,
-                c.profile_dir,
-                device,
+                lambda: bench.step(bench.batches(c.batch_size), bench.micro_steps), c.bench_steps, c.profile_dir, device
             )
     peak = accounting.peak_flops(name, precision, c.peak_flops)
-    results["mfu"] = accounting.mfu(flops_per_token, results["tokens_per_s"], peak)
-    memory = (
-        f"peak GPU memory {results['peak_memory_gib']:.2f} GiB"
-        if "peak_memory_gib" in results
-        else f"peak RSS {results['peak_rss_gib']:.2f} GiB"
-    )
+    results["mfu"] = accounting.mfu(flops_per_token, results["tokens_per_s"] / dist.world_size, peak)
+    if "peak_memory_gib" in results:
+        memory = (
+            f"peak GPU memory {results['peak_memory_gib']:.2f} GiB allocated (predicted "
+            f"{results['predicted_peak_memory_gib']:.2f}), {results['peak_reserved_gib']:.2f} GiB reserved "
+            f"(predicted {results['predicted_peak_reserved_gib']:.2f})"
+        )
+    else:
+        memory = f"peak RSS {results['peak_rss_gib']:.2f} GiB"
     say(
         f"{results['ms_per_step']:.1f} ms per step, {results['tokens_per_s']:,.0f} tokens/s, MFU "
         f"{mfu_text(results['mfu'], f'{precision} datasheet peak')}, {memory}"
@@ -260,7 +326,9 @@ def run(c: BenchSettings) -> dict:
     if c.compare:
         results["compare"] = compare(results, c.compare)
         say("against " + c.compare + ": " + ", ".join(f"{k} x{v:.3f}" for k, v in results["compare"].items()))
-    if c.json:
+    bench = None  # release DDP's communication objects while the process group still exists
+    distributed.teardown(dist)
+    if c.json and dist.master:
         print(json.dumps(results, indent=1))
     return results
 
@@ -296,7 +364,12 @@ def compare(results: dict, path: str) -> dict:
 
 def main(argv: list[str]) -> dict:
     argv = [a.replace("--find-batch-size", "--find_batch_size") for a in argv]  # the spelling users type
-    return run(configurator.parse(argv, BenchSettings, __doc__.strip())[0])
+    c, given = configurator.parse(argv, BenchSettings, __doc__.strip())
+    if c.suite or c.calibrate:
+        return suite.run_suite(c, given)
+    if c.suite_report:
+        return suite.report_file(c.suite_report)
+    return run(c)
 
 
 if __name__ == "__main__":

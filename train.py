@@ -136,8 +136,8 @@ from fitgpt.checkpoint import (
 from fitgpt.loader import prepare_if_missing, run_loaders
 from fitgpt.metrics import RunLog, Throughput, data_line, run_config
 from fitgpt.optim import build_optimizer, set_lr
-from fitgpt.planner import startup_summary
-from fitgpt.runtime import convert_to_float8, device_name, free_memory, setup_device
+from fitgpt.planner import DEFAULT_MFU, plan_check, plan_check_lines, startup_summary
+from fitgpt.runtime import convert_to_float8, device_name, free_memory, peak_memory, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
 from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size, get_tokenizer
@@ -260,7 +260,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
         log.evaluation(progress, losses, lr_at(progress.iter_num), record)
         return losses
 
-    losses, loss, interrupted = {}, float("nan"), False
+    losses, loss, interrupted, laps = {}, float("nan"), False, 0
     if s.eval_only or (progress.iter_num == 0 and s.max_iters > 0):
         losses = evaluate(record=True)
 
@@ -284,7 +284,19 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
             with rates.paused():  # ms/iter and tokens/s count training time only
                 losses = evaluate() if evaluated else {}
             if progress.iter_num % s.log_interval == 0 or evaluated:
-                log.step(progress, loss, lr, grad_norm, rates.lap(), losses)  # and the alarms that first hold
+                lap = rates.lap()
+                log.step(progress, loss, lr, grad_norm, lap, losses)  # and the alarms that first hold
+                laps += 1
+                if laps == 2:  # once, the first lap (compilation) behind it: the plan against the measurement
+                    predicted = accounting.run_memory(model.config, s, dtype, dist.world_size)
+                    check = plan_check(
+                        iter_num=progress.iter_num,
+                        predicted=predicted,
+                        measured=peak_memory(device),
+                        planned_mfu=DEFAULT_MFU,
+                        measured_mfu=lap["mfu"],
+                    )
+                    log.plan_check(progress, check, *plan_check_lines(check))
             improved = bool(losses) and losses["val"] < progress.best_val_loss
             if improved:
                 progress.best_val_loss = losses["val"]

@@ -257,27 +257,29 @@ def peak_flops(device_name: str, precision: str = "bf16", override: float = 0.0)
 
 
 # -----------------------------------------------------------------------------
-# Memory. What one training step holds at its peak, on one GPU, in bytes. The saved-activation
-# terms name the tensors autograd keeps for backward in model.py's blocks (eager mode, SDPA
-# attention, no dropout); tests/test_memory.py counts them on CPU with saved_tensors_hooks and
-# finds these sums exactly (qk_norm: approximately). Under torch.compile, inductor saves and
-# recomputes differently; that is one factor per part, fitted to the GPU peaks in
-# docs/benchmarks.md (see COMPILED).
+# Memory. What one training step holds at its peak, on one GPU, in bytes, counted tensor by tensor:
+# - eager: the tensors autograd keeps for backward in model.py's blocks (SDPA attention, no
+#   dropout); tests/test_memory.py counts them on CPU with saved_tensors_hooks and finds these
+#   sums exactly (qk_norm: approximately);
+# - torch.compile: the tensors AOTAutograd's min-cut partitioner keeps (fitgpt/partition.py counts
+#   them on CPU under FakeTensorMode; tests/test_memory.py holds these formulas to that count);
+# - the loss's backward buffers and the allocator's excess over the tensors, measured on an H200
+#   (bench.py --suite, docs/benchmarks.md): the only fitted terms.
+# docs/sizing.md compares the sums with the H200's peaks.
 
 ACTIVATION_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}  # the matmuls' inputs and outputs under autocast
 
 
 def norm_saved(config: GPTConfig, dim: int) -> int:
-    """Bytes per token a norm layer keeps for backward: its fp32 input and statistics (LayerNorm's
-    mean and rstd; RMSNorm, computed as a composite, its rstd and the normalized input)."""
-    if config.norm == "layernorm":
-        return 4 * dim + 8
-    return 4 * dim + 4 + 4 * dim
+    """Bytes per token a norm layer keeps for backward on a GPU: its fp32 input and statistics
+    (LayerNorm's mean and rstd, RMSNorm's rstd: CUDA's fused kernel; the CPU's composite RMSNorm
+    keeps its normalized input as well, which tests/test_memory.py adds)."""
+    return 4 * dim + (8 if config.norm == "layernorm" else 4)
 
 
 def attention_saved(config: GPTConfig, a: int) -> int:
-    """Bytes per token the attention keeps (a: bytes per activation). SDPA keeps q, k, v; while
-    one of them is still a view of the fused qkv output, that whole buffer stays alive."""
+    """Bytes per token the attention keeps in eager mode (a: bytes per activation). SDPA keeps q,
+    k, v; while one of them is still a view of the fused qkv output, that whole buffer stays alive."""
     h, k, d = config.n_head, config.n_kv_heads, config.head_dim
     changed = config.pos_emb == "rope" or config.qk_norm  # q and k are new tensors, not views
     qkv_alive = not changed or k == h or config.qk_norm  # v (or q, or the qk norms' inputs) views it
@@ -303,24 +305,60 @@ def layer_saved(config: GPTConfig, dtype: str) -> int:
     return saved + (2 if a == 2 else 1) * a * c + 4 * a * hidden
 
 
+def compiled_layer_saved(config: GPTConfig, dtype: str) -> int:
+    """Bytes per token one block keeps for backward under torch.compile, as the partitioner saves
+    them: the fp32 residual stream into each norm and the norms' statistics, c_attn's and c_fc's
+    inputs, q, k and v at every query head (grouped-query k and v repeated), SDPA's output as
+    returned and as c_proj's input, its log-sum-exp, and the MLP's hidden tensors (2, SwiGLU 3).
+    The eager block keeps the same but for the MLP and attention's views (layer_saved)."""
+    a, c, hd = ACTIVATION_BYTES[dtype], config.n_embd, config.n_head * config.head_dim
+    hidden_tensors = 3 if config.mlp == "swiglu" else 2
+    saved = 2 * 4 * c + 8 + a * (2 * c + 5 * hd) + hidden_tensors * a * config.hidden_dim + 4 * config.n_head
+    if config.qk_norm:  # the norms' fp32 statistics and one normalized fp32 copy
+        saved += 4 * hd + 4 * (config.n_head + config.n_kv_heads)
+    return saved
+
+
 def head_saved(config: GPTConfig, dtype: str) -> int:
-    """Bytes per token kept by the embedding, final norm, output layer and loss: token ids and
-    targets, the norm, lm_head's input, and the fp32 log-softmax over the real vocabulary. With
-    loss_chunks the log-softmax is remade in backward and lm_head's input is kept as it is (fp32),
-    its autocast copy made inside the chunk."""
+    """Bytes per token kept by the embedding, final norm, output layer and loss in eager mode: token
+    ids and targets, the norm, lm_head's input, and the fp32 log-softmax over the real vocabulary.
+    With loss_chunks the log-softmax is remade in backward and lm_head's input is kept as it is
+    (fp32), its autocast copy made inside the chunk."""
     if chunked_loss(config):
         return 16 + norm_saved(config, config.n_embd) + 4 * config.n_embd
     return 16 + norm_saved(config, config.n_embd) + ACTIVATION_BYTES[dtype] * config.n_embd + 4 * config.vocab_size
+
+
+def compiled_head_saved(config: GPTConfig, dtype: str, last_block_remade: bool = False) -> int:
+    """Bytes per token the head keeps under torch.compile (the partitioner's count): the logits at
+    the activation precision (not the fp32 log-softmax: the fused loss remakes it), with logit
+    soft-capping their fp32 tanh too, the final norm's fp32 input and lm_head's input; with
+    loss_chunks only lm_head's fp32 input. When the last block is checkpointed the final norm's
+    input is not kept (that block remakes it)."""
+    a, c, v = ACTIVATION_BYTES[dtype], config.n_embd, config.vocab_size
+    if chunked_loss(config):
+        return 4 * c + 4
+    if last_block_remade:
+        return a * v + a * c + 24
+    # lm_head's input is kept as cast, but for RoPE models under bf16/fp16 (there the partitioner
+    # remakes it from the norm's output)
+    saved = a * v + 4 * c + (a * c + 20 if config.pos_emb == "learned" or a == 4 else 28)
+    return saved + (4 * v + 48 if config.logit_softcap else 0)
 
 
 def chunked_loss(config: GPTConfig) -> bool:
     return config.loss_chunks > 1
 
 
-def loss_buffers(config: GPTConfig) -> float:
-    """Bytes per token the loss needs beyond what is saved, at the start of backward: the gradient
-    of the fp32 logits and of the log-softmax (two vocabulary-wide buffers); chunked, one chunk's
-    worth of those and of its remade log-softmax, spread over every token."""
+def loss_buffers(config: GPTConfig, compile: bool = False) -> float:
+    """Bytes per token the loss needs beyond what is saved, at the start of backward. Eager: the
+    gradient of the fp32 logits and of the log-softmax (two vocabulary-wide fp32 buffers);
+    chunked, one chunk's worth of those and of its remade log-softmax, spread over every token.
+    Compiled: one fp32 vocabulary-wide buffer, chunked or not (measured on an H200: the peak less
+    the saved tensors is exactly that in all six compiled cases; with soft-capping, unmeasured,
+    twice that)."""
+    if compile:
+        return 4 * config.vocab_size * (2 if config.logit_softcap else 1)
     if chunked_loss(config):
         return 12 * config.vocab_size / config.loss_chunks
     return 8 * config.vocab_size
@@ -331,18 +369,21 @@ def checkpointed_layers(n_layer: int, activation_checkpointing: int) -> int:
     return 0 if activation_checkpointing <= 0 else -(-n_layer // activation_checkpointing)
 
 
-# torch.compile's saved bytes as a fraction of eager's, fitted (least squares on relative error)
-# to peaks measured on one H100 80GB (bf16, block 1024, torch 2.11): GPT-2 124M at micro-batch 16,
-# 32 and 64 (11.51, 21.28, 40.76 GiB), GPT-2 XL 1.5B at 8 (44.36 GiB), and the 3.9B recipe's
-# ~4.9 GiB per added sequence; each is reproduced within 3.1 %. Those runs also kept the logits
-# through backward (2 bytes x 50304 per token, since removed): the fit takes them out first.
-# Compiled blocks save about what eager ones do; the fused cross-entropy, a quarter as much.
-COMPILED = {"layers": 1.08, "head": 0.28}
-OVERHEAD = 0.25 * GIB  # cuBLAS workspaces and the caching allocator's rounding, not in the terms above
+# Beyond the counted tensors: the weights, gradients and moments are counted exactly; cuBLAS's
+# workspaces and the caching allocator's rounding were 0.06-0.2 GiB on an H200 (the allocated
+# bytes with only weights and AdamW state alive, less those, bench.py --suite)
+OVERHEAD = 0.25 * GIB
 CONTEXT_RESERVE = 1.0 * GIB  # the CUDA context, outside torch's allocator but inside the GPU's memory
-# kept free below the limit: the model is within 3 % of the peaks it was fitted to, but may miss
-# others by more, and the caching allocator fragments
-MARGIN = 0.10
+# The caching allocator reserves more than it has allocated: freed blocks kept for reuse, split
+# and fragmented. On an H200 (bench.py --suite, 13 cases, torch 2.11) the excess was 2-7 % of the
+# allocated peak, and up to 42 % where a few vocabulary-wide buffers (logits, their gradients)
+# made most of it: a 30M model at micro-batch 32. Fitted to those 13 (docs/sizing.md): excess =
+# predicted allocated x (FRAGMENTATION + VOCAB_FRAGMENTATION x share^4), share = the head's and
+# loss's part of the predicted peak; within -2.9 % and +7.8 % of every measured reserved peak.
+FRAGMENTATION = 0.045
+VOCAB_FRAGMENTATION = 0.61
+# kept free below the limit, for the reserved model's error (it was at most 3 % under on the H200)
+MARGIN = 0.05
 
 
 @dataclass
@@ -356,7 +397,7 @@ class MemoryEstimate:
     activations: float
     logits: float
     overhead: float
-    phase: str  # where the peak falls: 'backward' (its start) or 'optimizer'
+    phase: str  # where the peak falls: 'backward' (its start), 'recompute' (a checkpointed block) or 'optimizer'
 
     @property
     def total(self) -> float:
@@ -369,6 +410,13 @@ class MemoryEstimate:
             + self.logits
             + self.overhead
         )
+
+    @property
+    def reserved(self) -> float:
+        """The predicted peak the caching allocator reserves (torch.cuda.max_memory_reserved):
+        what must fit in the GPU's memory beside the CUDA context."""
+        share = self.logits / self.total if self.total else 0.0
+        return self.total * (1 + FRAGMENTATION + VOCAB_FRAGMENTATION * share**4)
 
     def breakdown_gib(self) -> dict[str, float]:
         parts = ("weights", "gradients", "optimizer", "weight_copies", "activations", "logits", "overhead")
@@ -384,6 +432,14 @@ def optimizer_state_bytes(config: GPTConfig, optimizer: str = "adamw") -> int:
     return state
 
 
+def bf16_copied_weights(config: GPTConfig, checkpointed: int = 0) -> int:
+    """Weights whose bf16 casts are kept for backward (autocast's cache in eager mode, the compiled
+    graph's saved casts): every matmul's, but the output layer's with loss_chunks (each chunk
+    casts its own) and the `checkpointed` blocks' (cast again when they are remade)."""
+    head = config.padded_vocab_size * config.n_embd if chunked_loss(config) else 0
+    return matmul_weights(config) - head - checkpointed * layer_matmul_weights(config)
+
+
 def training_memory(
     config: GPTConfig,
     batch_size: int,
@@ -395,38 +451,59 @@ def training_memory(
     optimizer: str = "adamw",
 ) -> MemoryEstimate:
     """Peak memory of a training step: fp32 weights, gradients and the optimizer's state (divided
-    over `shards` ranks under FSDP), autocast's bf16 weight copies, the activations the blocks
-    keep for backward, the head's (including the loss's backward buffers), and a fixed overhead.
+    over `shards` ranks under FSDP), the bf16 weight copies (autocast's, or those the compiled
+    graph keeps), the activations the blocks keep for backward, the head's with the loss's
+    backward buffers, and a fixed overhead.
 
-    Phases: at the start of backward everything saved is alive, plus the loss gradient's two fp32
-    vocabulary-wide buffers, and the gradients only if an earlier micro-step made them (with one
-    micro-step, the output layer's gradient: the rest are made as activations are freed); at the
-    end of backward and in the optimizer step, weights, gradients and moments. The fused AdamW
-    used on GPUs needs no parameter-sized temporaries (Muon's Newton-Schulz, one matrix's worth)."""
+    Phases: at the start of backward everything saved is alive, plus the loss gradient's
+    vocabulary-wide buffers, and the gradients only if an earlier micro-step made them (none
+    with one micro-step: on the H200 the peak held no gradient); while a checkpointed block is
+    remade, its whole activations with (at most) every gradient; at the end of backward and in the
+    optimizer step, weights, gradients and moments. The fused AdamW used on GPUs needs no
+    parameter-sized temporaries (Muon's Newton-Schulz, one matrix's worth)."""
     n = param_count(config)
     weights, moments = 4 * n / shards, optimizer_state_bytes(config, optimizer) / shards
     grads = 4 * n / shards
     tokens = batch_size * config.block_size
-    copies = 2 * matmul_weights(config) if ACTIVATION_BYTES[dtype] == 2 else 0
+    ckpt = checkpointed_layers(config.n_layer, activation_checkpointing)
+    copies = 2 * bf16_copied_weights(config, ckpt) if ACTIVATION_BYTES[dtype] == 2 else 0
     if shards > 1:  # FSDP gathers the bf16 (or fp32) weights of about two blocks at a time, and the root's
         per_layer = (param_count(config) - config.padded_vocab_size * config.n_embd) / config.n_layer
         copies = ACTIVATION_BYTES[dtype] * (2 * per_layer + config.padded_vocab_size * config.n_embd)
-    layer = layer_saved(config, dtype) * (COMPILED["layers"] if compile else 1)
-    ckpt = checkpointed_layers(config.n_layer, activation_checkpointing)
-    # a checkpointed block keeps only its fp32 input; in backward one block at a time is recomputed
-    per_token = (config.n_layer - ckpt) * layer + ckpt * 4 * config.n_embd + (layer if ckpt else 0)
-    head = (head_saved(config, dtype) + loss_buffers(config)) * (COMPILED["head"] if compile else 1)
-    early_grads = grads if gradient_accumulation_steps > 1 else 4 * config.padded_vocab_size * config.n_embd / shards
-    start = weights + moments + early_grads + copies + tokens * (per_token + head)
+    layer = compiled_layer_saved(config, dtype) if compile else layer_saved(config, dtype)
+    layers = (config.n_layer - ckpt) * layer + ckpt * 4 * config.n_embd  # a checkpointed block keeps its fp32 input
+    last_remade = ckpt > 0 and (config.n_layer - 1) % activation_checkpointing == 0
+    head = compiled_head_saved(config, dtype, last_remade) if compile else head_saved(config, dtype)
+    head += loss_buffers(config, compile)
+    early_grads = grads if gradient_accumulation_steps > 1 else 0.0
+    start = weights + moments + early_grads + copies + tokens * (layers + head)
+    remake = weights + moments + grads + copies + tokens * (layers + layer) if ckpt else 0.0
     end = weights + moments + grads
-    if start >= end:
+    if start >= max(remake, end):
         return MemoryEstimate(
-            weights, early_grads, moments, copies, tokens * per_token, tokens * head, OVERHEAD, "backward"
+            weights, early_grads, moments, copies, tokens * layers, tokens * head, OVERHEAD, "backward"
         )
+    if remake >= end:
+        return MemoryEstimate(weights, grads, moments, copies, tokens * (layers + layer), 0.0, OVERHEAD, "recompute")
     return MemoryEstimate(weights, grads, moments, 0.0, 0.0, 0.0, OVERHEAD, "optimizer")
 
 
+def run_memory(config: GPTConfig, s, dtype: str, world_size: int = 1) -> MemoryEstimate:
+    """The predicted peak of one step of a run with these settings (TrainSettings or BenchSettings)
+    on each of world_size GPUs: what train.py's start-up plan, bench.py and plan.py all print."""
+    return training_memory(
+        config,
+        s.batch_size,
+        dtype=dtype,
+        compile=s.compile,
+        activation_checkpointing=s.activation_checkpointing,
+        gradient_accumulation_steps=max(1, s.gradient_accumulation_steps // world_size),
+        shards=world_size if s.parallelism == "fsdp" else 1,
+        optimizer=s.optimizer,
+    )
+
+
 def usable_memory(memory_gib: float) -> float:
-    """Bytes a training run may plan to use on a GPU of this capacity: less the CUDA context, and
-    a margin for the model's error and fragmentation."""
+    """Bytes a run's reserved peak may take on a GPU of this capacity: less the CUDA context, and a
+    margin for the model's error."""
     return (memory_gib * GIB - CONTEXT_RESERVE) * (1 - MARGIN)

@@ -216,6 +216,7 @@ class RunLog:
             return
         resume_iter = progress.iter_num if s.init_from == "resume" else None
         self.file = MetricsLog(os.path.join(s.out_dir, METRICS_FILE), resume_iter)
+        self.config, self.out_dir = config, s.out_dir
         write_run_config(s.out_dir, config)
         self.flops_per_token, self.train_tokens = config["flops_per_token"], config["dataset"]["train_tokens"]
         self.val_bytes = config["dataset"].get("val_bytes")  # None: bits per byte unknown
@@ -286,6 +287,17 @@ class RunLog:
         self.write(record)
         print(step_line(record), flush=True)
         self.raise_alarms(self.alarms.update(record))
+
+    def plan_check(self, progress: "Progress", check: dict, line: str, warning: str | None) -> None:
+        """Print the plan-against-measurement line once; keep it in metrics.jsonl and config.json."""
+        if not self.active:
+            return
+        print(line, flush=True)
+        if warning:
+            warn(warning)
+        self.write({**self.progress_fields(progress), "plan_check": check})
+        self.config["plan_check"] = check
+        write_run_config(self.out_dir, self.config)
 
     def hellaswag(self, progress: "Progress", result: dict) -> None:
         """Print and log a HellaSwag result (fitgpt/hellaswag.py)."""

@@ -570,6 +570,56 @@ def explain(found: Search, gpus: int = 1) -> str:
     return "; ".join(notes)
 
 
+MEMORY_TOLERANCE = 0.10  # a measured peak further than this from the plan's is worth a warning
+
+
+def plan_check(
+    *,
+    iter_num: int,
+    predicted: "accounting.MemoryEstimate",
+    measured: tuple[float, float] | None,
+    planned_mfu: float,
+    measured_mfu: float | None,
+) -> dict:
+    """The run's plan against what it measured once it ran a few steps: allocated and reserved
+    peaks in GiB (None on a CPU, which has no allocator to read) and MFU."""
+    check = {
+        "iter": iter_num,
+        "predicted_allocated_gib": round(predicted.total / GIB, 3),
+        "predicted_reserved_gib": round(predicted.reserved / GIB, 3),
+        "measured_allocated_gib": None,
+        "measured_reserved_gib": None,
+        "planned_mfu": planned_mfu,
+        "measured_mfu": measured_mfu,
+    }
+    if measured is not None:
+        check["measured_allocated_gib"] = round(measured[0] / GIB, 3)
+        check["measured_reserved_gib"] = round(measured[1] / GIB, 3)
+    return check
+
+
+def plan_check_lines(check: dict) -> tuple[str, str | None]:
+    """The line train.py prints once, and a warning when a measured peak is more than
+    MEMORY_TOLERANCE from its prediction (or None)."""
+    mfu = "n/a" if check["measured_mfu"] is None else f"{100 * check['measured_mfu']:.1f}%"
+    line = f"plan check at iteration {check['iter']}: MFU {mfu} measured ({100 * check['planned_mfu']:.0f}% planned)"
+    if check["measured_allocated_gib"] is None:
+        return line + "; memory is not measured on this device (no GPU allocator to read)", None
+    off = []
+    for kind in ("allocated", "reserved"):
+        measured, predicted = check[f"measured_{kind}_gib"], check[f"predicted_{kind}_gib"]
+        line += f"; peak {kind} {measured:.2f} GiB measured, {predicted:.2f} predicted"
+        if abs(predicted - measured) > MEMORY_TOLERANCE * measured:
+            off.append(f"{kind} {100 * (predicted - measured) / measured:+.0f}%")
+    warning = None
+    if off:
+        warning = (
+            f"the memory model is off for this run ({', '.join(off)} against the measured peak); plan.py's "
+            "figures for it will be off by as much: python bench.py --calibrate measures this GPU"
+        )
+    return line, warning
+
+
 def startup_summary(
     config: GPTConfig,
     settings,

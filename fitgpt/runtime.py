@@ -81,6 +81,14 @@ def free_memory(device: str) -> float | None:
     return None
 
 
+def peak_memory(device: str) -> tuple[float, float] | None:
+    """(allocated, reserved) peak bytes on a CUDA device since the process started (or the last
+    reset), or None elsewhere: a CPU has no allocator statistics to read."""
+    if device.startswith("cuda"):
+        return float(torch.cuda.max_memory_allocated(device)), float(torch.cuda.max_memory_reserved(device))
+    return None
+
+
 def peak_memory_gib(device: str) -> float | None:
     """Peak memory allocated by tensors on a CUDA device since the last reset, or None elsewhere."""
     if device.startswith("cuda"):

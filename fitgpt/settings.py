@@ -187,6 +187,14 @@ class BenchSettings(TrainSettings):
     profile_dir: str = setting("bench-profile", "where --profile writes trace.json")
     json: bool = setting(False, "print the results as JSON")
     compare: str = setting("", "an earlier --json result: print this run's ratios against it")
+    suite: bool = setting(False, "the GPU suite: memory, speed and options over ~8 shapes against plan.py's figures")
+    calibrate: bool = setting(False, "a 2-3 minute subset of the suite that writes this GPU's calibration file")
+    nanogpt: str = setting("", "suite: a nanoGPT checkout, to time its training step beside fitgpt's")
+    suite_out: str = setting("bench-suite", "suite: where suite.json, suite.md and the per-case logs go")
+    suite_budget: float = setting(480.0, "suite: seconds it may take; cases that would not fit are skipped", above=0.0)
+    suite_resume: bool = setting(False, "suite: keep the cases suite_out/suite.json measured; run the rest")
+    suite_report: str = setting("", "re-render a suite.json's table against the current memory model and exit")
+    calibration_dir: str = setting("calibration", "calibrate: the folder the calibration file is written to")
 
 
 @dataclass

@@ -1,15 +1,18 @@
-"""The memory model against what autograd really keeps (counted on CPU), against GPU peaks, and
-activation checkpointing: less memory, the same gradients."""
+"""The memory model against what autograd really keeps (counted on CPU), against what torch.compile's
+partitioner keeps (counted on CPU), against the H200's peaks, and activation checkpointing: less
+memory, the same gradients."""
 
 import itertools
+import json
+import os
 
 import pytest
 import torch
 
 import train
 from conftest import tiny_settings
-from fitgpt import accounting
-from fitgpt.accounting import GIB, head_saved, layer_saved, training_memory
+from fitgpt import accounting, suite
+from fitgpt.accounting import head_saved, layer_saved, training_memory
 from fitgpt.architecture import GPTConfig
 from model import GPT
 
@@ -33,6 +36,12 @@ def saved_bytes(model, batch, seq, dtype):
     return sum(storages.values())
 
 
+def cpu_rmsnorm_extra(config, tokens):
+    """The CPU's composite RMSNorm keeps its fp32 normalized input too; CUDA's fused kernel, which
+    the formulas describe, does not (two norms per block and the final one)."""
+    return tokens * (2 * config.n_layer + 1) * 4 * config.n_embd if config.norm == "rmsnorm" else 0
+
+
 OPTIONS = dict(pos_emb=("learned", "rope"), norm=("layernorm", "rmsnorm"), mlp=("gelu", "swiglu"), n_kv_heads=(4, 2))
 COMBOS = [dict(zip(OPTIONS, values)) for values in itertools.product(*OPTIONS.values())]
 SHAPE = dict(block_size=96, vocab_size=300, n_head=4, n_embd=64, bias=False, multiple_of=32)
@@ -45,6 +54,7 @@ def test_saved_bytes_are_exactly_the_formulas(options, dtype):
     batch, seq = 2, 96
     tokens = batch * seq
     expected = tokens * (config.n_layer * layer_saved(config, dtype) + head_saved(config, dtype))
+    expected += cpu_rmsnorm_extra(config, tokens)
     if dtype == "bf16":
         expected += 2 * accounting.matmul_weights(config)  # autocast's bf16 weight copies
     if config.pos_emb == "learned":
@@ -58,6 +68,7 @@ def test_qk_norm_is_approximate(dtype):
     config = GPTConfig(**SHAPE, pos_emb="rope", norm="rmsnorm", mlp="swiglu", qk_norm=True, n_layer=3)
     counted = saved_bytes(GPT(config), 2, 96, dtype)
     expected = 2 * 96 * (3 * layer_saved(config, dtype) + head_saved(config, dtype))
+    expected += cpu_rmsnorm_extra(config, 2 * 96)
     expected += 2 * accounting.matmul_weights(config) if dtype == "bf16" else 0
     assert abs(expected / counted - 1) < 0.12
 
@@ -70,23 +81,59 @@ def test_checkpointed_blocks_keep_only_their_input():
     assert accounting.checkpointed_layers(48, 1) == 48 and accounting.checkpointed_layers(48, 5) == 10
 
 
-# Peaks measured with bench.py on one H100 80GB (bf16, block 1024, torch 2.11, vocab 50304, no
-# bias; docs/benchmarks.md) by code that still held the logits through backward: the model of
-# today's code plus those 2 bytes x 50304 per token is what they measured.
-GPU_PEAKS = [
-    (dict(), 16, True, 11.51),
-    (dict(), 32, True, 21.28),
-    (dict(), 64, True, 40.76),
-    (dict(), 16, False, 17.58),
-    (dict(n_layer=48, n_embd=1600, n_head=25), 8, True, 44.36),
+# What torch.compile keeps, counted by its own partitioner (fitgpt/partition.py, FakeTensorMode on
+# CPU): the formulas accounting.py uses for compiled runs, option by option
+COMPILED_OPTIONS = [
+    dict(),
+    dict(bias=True, dtype="fp16"),
+    dict(pos_emb="rope", norm="rmsnorm", mlp="swiglu", n_kv_heads=2),
+    dict(pos_emb="rope", qk_norm=True, mlp="relu2"),
+    dict(logit_softcap=15.0, tie_embeddings=False),
+    dict(loss_chunks=4),
+    dict(activation_checkpointing=1),
+    dict(dtype="fp32", pos_emb="rope", norm="rmsnorm", mlp="swiglu"),
 ]
 
 
-@pytest.mark.parametrize("shape, batch, compiled, measured", GPU_PEAKS)
-def test_gpu_peaks_within_ten_percent(shape, batch, compiled, measured):
-    config = GPTConfig(bias=False, **shape)
-    predicted = training_memory(config, batch, "bf16", compiled).total + 2 * 50304 * batch * 1024
-    assert abs(predicted / GIB / measured - 1) < 0.10
+@pytest.mark.slow
+@pytest.mark.parametrize("options", COMPILED_OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "-")
+def test_compiled_formulas_are_the_partitioners_count(options):
+    from fitgpt.partition import compiled_count
+
+    options = dict(options)
+    dtype = options.pop("dtype", "bf16")
+    config = GPTConfig(**{**SHAPE, "bias": False, **options}, n_layer=2)
+    counted = compiled_count(config, dtype, block_size=32)
+    if config.activation_checkpointing:
+        assert counted.layer_per_token == 4 * config.n_embd  # a checkpointed block keeps its fp32 input
+    else:
+        assert counted.layer_per_token == accounting.compiled_layer_saved(config, dtype)
+    remade = accounting.checkpointed_layers(config.n_layer, config.activation_checkpointing)
+    expected_head = accounting.compiled_head_saved(config, dtype, last_block_remade=remade > 0)
+    assert counted.head_per_token == pytest.approx(expected_head, abs=8)
+    copies = 2 * accounting.bf16_copied_weights(config, remade) if dtype != "fp32" else 0
+    assert counted.weight_copies == pytest.approx(copies, rel=0.01)  # the compiled graph keeps the bf16 casts
+
+
+# bench.py --suite on one H200 (torch 2.11, bf16, block 1024, GPT-2's vocabulary, 2026-12-04):
+# docs/benchmarks.md. The issue's targets: allocated within 5 % eager, 8 % compiled; reserved
+# within 10 % and never under by more than 3 %.
+H200 = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "results", "h200-2026-12-04-suite.json")
+
+
+def h200_cases():
+    with open(H200, encoding="utf-8") as f:
+        records = json.load(f)["records"]
+    return [r for r in records if r["kind"] == "bench" and "peak_memory_gib" in r.get("result", {})]
+
+
+@pytest.mark.parametrize("record", h200_cases(), ids=lambda r: r["case"])
+def test_h200_peaks_within_the_targets(record):
+    allocated, reserved = suite.prediction(record)
+    measured = record["result"]
+    tolerance = 0.08 if record["settings"]["compile"] else 0.05
+    assert -0.03 <= allocated / measured["peak_memory_gib"] - 1 <= tolerance
+    assert -0.03 <= reserved / measured["peak_reserved_gib"] - 1 <= 0.10
 
 
 def test_the_3b_recipe_needs_checkpointing_on_a_mi300x():
@@ -178,7 +225,7 @@ def test_chunked_loss_keeps_no_logits_and_matches_the_plain_loss(dtype, softcap)
     tokens = 2 * 96
     expected = tokens * (2 * layer_saved(config, dtype) + head_saved(chunked.config, dtype)) + 8 * 96
     if dtype == "bf16":  # autocast's bf16 weight copies, but the output layer's: each chunk casts its own
-        expected += 2 * (accounting.matmul_weights(config) - config.padded_vocab_size * config.n_embd)
+        expected += 2 * accounting.bf16_copied_weights(chunked.config)
     assert saved_bytes(chunked, 2, 96, dtype) == expected + 8  # + the int64 count the mean divides by
     kept_input = 4 - accounting.ACTIVATION_BYTES[dtype]  # lm_head's input stays fp32 for its chunks
     assert head_saved(config, dtype) - head_saved(chunked.config, dtype) == 4 * config.vocab_size - kept_input * 64
@@ -189,4 +236,5 @@ def test_chunked_loss_lowers_the_predicted_peak_of_gpt2():
     saved = training_memory(plain, 16, compile=False).total - training_memory(chunked, 16, compile=False).total
     # per token: the fp32 log-softmax (4 V) and 7/8 of the loss's two buffers (8 V), less lm_head's fp32 input
     per_token = 4 * 50257 + 8 * 50257 - 12 * 50257 / 8 - 2 * 768
-    assert saved == pytest.approx(16 * 1024 * per_token)
+    head_copy = 2 * 50304 * 768  # and the output layer's bf16 copy: each chunk casts its own
+    assert saved == pytest.approx(16 * 1024 * per_token + head_copy)

@@ -18,10 +18,14 @@ The search tries a family of shapes (depth from width at a fixed aspect ratio, a
 --depth; steps of at most 1.28x in parameters from 9M to 104B) and GPT-2's four sizes, ranks them
 by the loss a scaling law predicts (Besiroglu et al. 2024's refit of Chinchilla by default, --law),
 repeats discounted on both sides as Muennighoff et al. 2023 measured, and says what binds each:
-compute, time, data or memory. Memory is the predicted peak of a training step (fitgpt/accounting.py:
-within 3 % of the GPU peaks it was fitted to); "fits" leaves 1 GiB for the CUDA context and 10 %
-for the model's error and fragmentation. Time assumes the GPU table's MFU, measured by fitgpt or an
-assumption named as one (--mfu to set yours). Losses are approximate: a ranking, not a forecast.
+compute, time, data or memory. Memory is the predicted peak of a training step, allocated and
+reserved by the caching allocator (fitgpt/accounting.py: counted tensor by tensor, compiled runs
+as torch.compile's partitioner saves them; within -3 % and +8 % of 13 peaks measured on an H200,
+docs/sizing.md); "fits" is decided on the reserved peak, leaving 1 GiB for the CUDA context and 5 %
+for the model's error. Time assumes the GPU table's MFU, measured by fitgpt or an assumption named
+as one (--mfu to set yours). A calibration measured on your own GPU (python bench.py --calibrate)
+replaces both: --calibration FILE, or calibration/<gpu>.json, found by --gpu's name.
+Losses are approximate: a ranking, not a forecast.
 """
 
 import argparse
@@ -106,6 +110,9 @@ def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--hours", type=number(0), help="time budget on the GPUs: the lowest loss in it")
     parser.add_argument("--usd-per-gpu-hour", type=number(0), help="price of one GPU-hour: the cost of each option")
     parser.add_argument("--arch", choices=sorted(planner.ARCHS), default="gpt2", help="block type for the search")
+    parser.add_argument(
+        "--calibration", metavar="FILE", help="bench.py --calibrate's file: measured MFU by size and memory factors"
+    )
     parser.add_argument(
         "--law", default="besiroglu", help="besiroglu (default), chinchilla3 (or hoffmann), or a file --fit wrote"
     )
@@ -209,7 +216,9 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         f"GPU: {args.gpus} x {device.name} ({gib(plan.usable_memory_gib)} usable each)"
         + (", FSDP: the model state sharded over them" if plan.parallelism == "fsdp" else ""),
         f"memory at micro-batch {plan.batch_size} ({dtype}, compile={settings.compile}, {ckpt}): "
-        f"peak {gib(plan.peak_memory_gib)}: {'fits' if plan.fits else 'DOES NOT FIT'}",
+        f"peak {gib(plan.peak_memory_gib)} allocated, {gib(plan.peak_reserved_gib)} reserved: "
+        f"{'fits' if plan.fits else 'DOES NOT FIT'}"
+        + (f" (scaled by {os.path.relpath(device.calibration.path)})" if device.calibration else ""),
         f"  weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, "
         f"{OPTIMIZER_NAMES[s.optimizer]} {m['optimizer']:.2f}, bf16 copies "
         f"{m['weight_copies']:.2f}, activations {m['activations']:.2f}, logits and loss {m['logits']:.2f}, "
@@ -255,7 +264,7 @@ def table(
     """The options around the best, one line each (micro-batch x accumulation on each GPU), with
     the constraint that binds it."""
     titles = f"{'params':>8} {'shape':>14} "
-    titles += f"{'micro x accum':>15} {'peak GiB':>8} " if device else f"{'tokens/step':>11} "
+    titles += f"{'micro x accum':>15} {'GiB rsvd':>8} " if device else f"{'tokens/step':>11} "
     titles += f"{'tokens':>7} {'epochs':>6} {'tok/param':>9} {'FLOPs':>8} "
     titles += f"{'hours':>8} " if device else ""
     titles += f"{'USD':>9} " if cost else ""
@@ -266,7 +275,7 @@ def table(
             micro = f"{c.batch_size} x {c.gradient_accumulation_steps // gpus}"
             micro += "+ckpt" * bool(c.activation_checkpointing) + "+fsdp" * (c.parallelism == "fsdp")
             micro = micro if c.fits else "does not fit"
-            line += f"{micro:>15} {c.peak_memory_gib:8.1f} "
+            line += f"{micro:>15} {c.peak_reserved_gib:8.1f} "
         else:
             line += f"{human_count(c.tokens_per_step):>11} "
         epochs = f"{c.epochs:.2f}" if c.epochs else "-"
@@ -355,7 +364,8 @@ def write_config(
         + (f", {args.hours:g} hours" if args.hours else "")
         + (f", {args.flops:.3g} FLOPs" if args.flops else ""),
         f"# Model: {plan.params:,} parameters ({plan.n_layer} layers x {plan.n_embd} wide, {plan.n_head} heads)",
-        f"# Predicted peak memory {plan.peak_memory_gib:.1f} GiB per GPU of {plan.usable_memory_gib:.1f} GiB usable "
+        f"# Predicted peak memory {plan.peak_memory_gib:.1f} GiB ({plan.peak_reserved_gib:.1f} GiB reserved) per GPU "
+        f"of {plan.usable_memory_gib:.1f} GiB usable "
         f"(micro-batch {plan.batch_size}, bf16, compile): python plan.py {args.write} {device_args(args)} "
         f"--tokens {unique:g}",
         f"# {plan.total_tokens / 1e9:.3g}B tokens ({plan.epochs:.2f} epochs, {plan.tokens_per_param:.1f} per "
@@ -432,7 +442,8 @@ def main(argv: list[str]) -> dict:
     if args.flops and not (args.gpu or args.vram_gb or args.hours) and not has_run:
         device = None  # a FLOPs budget alone needs no GPU
     else:
-        device = planner.device_for(args.gpu or (None if args.vram_gb else "h100"), args.vram_gb, args.peak_tflops)
+        gpu = args.gpu or (None if args.vram_gb else "h100")
+        device = planner.device_for(gpu, args.vram_gb, args.peak_tflops, args.calibration)
     if (args.tokens or args.data or args.hours or args.flops) and not has_run:
         return search(args, device)
     return evaluate(args, rest, device)

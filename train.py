@@ -104,6 +104,7 @@ seed = 1337
 peak_flops = 0.0  # the accelerator's peak FLOP/s for MFU; 0 looks the GPU up in fitgpt/accounting.py
 backend = "nccl"  # torch.distributed backend under torchrun
 parallelism = "ddp"  # under torchrun: 'ddp' (replicas) | 'fsdp' (FSDP2, sharded weights and optimizer)
+memory_check = "refuse"  # a predicted reserved peak above the GPU's free memory: 'refuse' | 'warn' | 'off'
 dist_timeout = 600.0  # seconds a collective waits for a rank before failing (a rank that died)
 # faults
 on_nonfinite = "stop"  # NaN/Inf loss or gradient: 'stop' (exit non-zero) | 'skip' the batch
@@ -136,7 +137,7 @@ from fitgpt.checkpoint import (
 from fitgpt.loader import prepare_if_missing, run_loaders
 from fitgpt.metrics import RunLog, Throughput, data_line, run_config
 from fitgpt.optim import build_optimizer, set_lr
-from fitgpt.planner import DEFAULT_MFU, plan_check, plan_check_lines, startup_summary
+from fitgpt.planner import plan_check, plan_check_lines, startup_summary
 from fitgpt.runtime import convert_to_float8, device_name, free_memory, peak_memory, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
@@ -288,12 +289,14 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
                 log.step(progress, loss, lr, grad_norm, lap, losses)  # and the alarms that first hold
                 laps += 1
                 if laps == 2:  # once, the first lap (compilation) behind it: the plan against the measurement
-                    predicted = accounting.run_memory(model.config, s, dtype, dist.world_size)
                     check = plan_check(
                         iter_num=progress.iter_num,
-                        predicted=predicted,
+                        config=model.config,
+                        settings=s,
+                        dtype=dtype,
+                        world_size=dist.world_size,
+                        device_name=device_name(device),
                         measured=peak_memory(device),
-                        planned_mfu=DEFAULT_MFU,
                         measured_mfu=lap["mfu"],
                     )
                     log.plan_check(progress, check, *plan_check_lines(check))

@@ -2,7 +2,7 @@
 # python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max-tokens 14.6e9
 # python train.py config/fineweb_1_5b_mi300x.py
 # Model: 1,556,840,000 parameters (48 layers x 1600 wide, 25 heads)
-# Predicted peak memory 122.9 GiB per GPU of 171.4 usable (micro-batch 32, bf16, compile): python plan.py config/fineweb_1_5b_mi300x.py --gpu mi300x --tokens 14.6e9
+# Predicted peak memory 125.1 GiB (130.7 GiB reserved) per GPU of 181.0 usable (micro-batch 32, bf16, compile): python plan.py config/fineweb_1_5b_mi300x.py --gpu mi300x --tokens 14.6e9
 # Time: 31.5B tokens, 3.23e+20 FLOPs, about 429 h (17.9 days) on this GPU at 16% MFU (assumed)
 out_dir = "out-fineweb-1.5b-mi300x"
 dataset = "fineweb_edu"

@@ -1,12 +1,12 @@
 # The widely shared "GPT-2 3B on one MI300X" recipe, fitted to the GPU: 48 layers x 2560 wide, 32 heads.
-# It has 3.9B parameters, not 3B; its micro-batch of 32 would need ~217 GiB, more than the 192 GB card
+# It has 3.9B parameters, not 3B; its micro-batch of 32 would need ~218 GiB (~228 reserved), more than the 192 GB card
 # holds, so it runs 16 sequences x 128 micro-steps (the same 2M tokens per step). At the 16 % MFU assumed
 # for the MI300X it takes ~33 days (~13 even at the 40 % fitgpt measured on an H100), not the "2-3 days"
 # promised with it.
 # python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max-tokens 14.6e9
 # python train.py config/fineweb_3b_mi300x.py
 # Model: 3,906,521,600 parameters (48 layers x 2560 wide, 32 heads)
-# Predicted peak memory 141.4 GiB per GPU of 171.4 usable (micro-batch 16, bf16, compile): python plan.py config/fineweb_3b_mi300x.py --gpu mi300x --tokens 14.6e9
+# Predicted peak memory 141.9 GiB (148.3 GiB reserved) per GPU of 181.0 usable (micro-batch 16, bf16, compile): python plan.py config/fineweb_3b_mi300x.py --gpu mi300x --tokens 14.6e9
 # Time: 24.1B tokens, 6.01e+20 FLOPs, about 798 h (33.3 days) on this GPU at 16% MFU (assumed)
 out_dir = "out-fineweb-3b-mi300x"
 dataset = "fineweb_edu"

@@ -1,7 +1,7 @@
 # Written by plan.py on 2026-12-04: python plan.py --gpu l40s --tokens 10e9 --hours 72 --write config/fineweb_48gb.py
 # Target: 1 x L40S 48GB, 10B tokens of data, 72 hours
 # Model: 524,239,296 parameters (21 layers x 1344 wide, 21 heads)
-# Predicted peak memory 28.4 GiB per GPU of 39.1 GiB usable (micro-batch 16, bf16, compile): python plan.py config/fineweb_48gb.py --gpu l40s --tokens 1e+10
+# Predicted peak memory 30.1 GiB (31.5 GiB reserved) per GPU of 41.2 GiB usable (micro-batch 16, bf16, compile): python plan.py config/fineweb_48gb.py --gpu l40s --tokens 1e+10
 # 10.8B tokens (1.08 epochs, 20.6 per parameter), 3.75e+19 FLOPs: about 72.0 h at 40% MFU (assumed for Ada GPUs: a nanoGPT user's GPT-2 124M ran at about 90 TFLOP/s on one RTX 4090 (55 % of its 165), taken lower)
 # Predicted loss 2.71 (Besiroglu et al. 2024's refit of Chinchilla, approximate). Why this model: the lowest predicted loss for 72 h: 10.8B tokens (1.08 epochs of your data, 21 per parameter), 72.0 h at 40% MFU, assumed
 out_dir = "out-fineweb-48gb"

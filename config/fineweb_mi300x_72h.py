@@ -1,7 +1,7 @@
 # Written by plan.py on 2026-12-04: python plan.py --gpu mi300x --tokens 14.6e9 --hours 72 --dataset fineweb_edu --write config/fineweb_mi300x_72h.py
 # Target: 1 x Instinct MI300X 192GB, 14.6B tokens of data, 72 hours
 # Model: 595,703,680 parameters (22 layers x 1408 wide, 22 heads)
-# Predicted peak memory 94.3 GiB per GPU of 171.4 GiB usable (micro-batch 64, bf16, compile): python plan.py config/fineweb_mi300x_72h.py --gpu mi300x --tokens 1.46e+10
+# Predicted peak memory 101.1 GiB (105.8 GiB reserved) per GPU of 181.0 GiB usable (micro-batch 64, bf16, compile): python plan.py config/fineweb_mi300x_72h.py --gpu mi300x --tokens 1.46e+10
 # 13.7B tokens (0.94 epochs, 23.1 per parameter), 5.42e+19 FLOPs: about 72.0 h at 16% MFU (assumed: a 2024 ROCm report put compiled GPT-2 XL training on one MI300X at about 16 % of peak)
 # Predicted loss 2.65 (Besiroglu et al. 2024's refit of Chinchilla, approximate). Why this model: the lowest predicted loss for 72 h: 13.7B tokens (0.94 epochs of your data, 23 per parameter), 72.0 h at 16% MFU, assumed
 out_dir = "out-fineweb-mi300x-72h"

@@ -1,7 +1,7 @@
 # GPT-2 124M on FineWeb's sample-10BT (10B tokens, one epoch), build-nanogpt's and llm.c's run, on a 12 GB card.
 # python data/fineweb/prepare.py && python train.py config/train_fineweb.py
 # Model: 124,373,760 parameters (12 layers x 768 wide, 12 heads)
-# Predicted peak memory 6.4 GiB per GPU of 9.5 usable (micro-batch 8, bf16, compile): python plan.py config/train_fineweb.py --gpu rtx4070
+# Predicted peak memory 7.3 GiB (7.7 GiB reserved) per GPU of 10.1 usable (micro-batch 8, bf16, compile): python plan.py config/train_fineweb.py --gpu rtx4070
 # Time: 10B tokens, 8.55e+18 FLOPs, about 102 h (4.2 days) on this GPU at 40% MFU (assumed for Ada GPUs)
 out_dir = "out-fineweb"
 dataset = "fineweb"

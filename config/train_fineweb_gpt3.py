@@ -2,7 +2,7 @@
 # 375M tokens of warmup, cosine to 10 %) for a 124M model on 10B FineWeb tokens, on an RTX 4070 12 GB.
 # python data/fineweb/prepare.py && python train.py config/train_fineweb_gpt3.py
 # Model: 125,160,192 parameters (12 layers x 768 wide, 12 heads)
-# Predicted peak memory 6.4 GiB per GPU of 9.5 usable (micro-batch 4, bf16, compile): python plan.py config/train_fineweb_gpt3.py --gpu rtx4070
+# Predicted peak memory 7.4 GiB (7.7 GiB reserved) per GPU of 10.1 usable (micro-batch 4, bf16, compile): python plan.py config/train_fineweb_gpt3.py --gpu rtx4070
 # Time: 10B tokens, 9.68e+18 FLOPs, about 115 h (4.8 days) on this GPU at 40% MFU (assumed for Ada GPUs)
 out_dir = "out-fineweb-gpt3"
 dataset = "fineweb"

@@ -2,7 +2,7 @@
 # Needs more text than FineWeb's sample-10BT: python data/fineweb/prepare.py --subset sample-350BT --max-tokens 300e9
 # torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
 # Model: 124,373,760 parameters (12 layers x 768 wide, 12 heads)
-# Predicted peak memory 8.4 GiB per GPU of 34.6 usable (micro-batch 12, bf16, compile): python plan.py config/train_gpt2.py --gpu a100-40 --gpus 8
+# Predicted peak memory 9.8 GiB (10.4 GiB reserved) per GPU of 36.5 usable (micro-batch 12, bf16, compile): python plan.py config/train_gpt2.py --gpu a100-40 --gpus 8
 # Time: 295B tokens, 2.52e+20 FLOPs, about 94 h (3.9 days) on 8 x this GPU at 30% MFU (assumed)
 out_dir = "out-gpt2"
 dataset = "fineweb"

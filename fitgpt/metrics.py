@@ -12,7 +12,9 @@ iter, tokens, flops, epoch, lr, elapsed_s, val_loss, train_eval_loss, val_bpb; a
 tokens, alarm (its name) and message; the run's end has iter, tokens, flops, epoch, finished
 (False when a signal stopped it) and best_val_loss; a HellaSwag score (train.py's
 hellaswag_interval, or evaluate.py afterwards) has iter, tokens, hellaswag_items, hellaswag_acc,
-hellaswag_acc_norm and their _stderr.
+hellaswag_acc_norm and their _stderr; the plan check (once, after the second logged step) has
+iter, tokens and plan_check_ followed by predicted_allocated_gib, predicted_reserved_gib,
+measured_allocated_gib, measured_reserved_gib (None off a GPU), planned_mfu and measured_mfu.
 """
 
 import dataclasses
@@ -295,7 +297,9 @@ class RunLog:
         print(line, flush=True)
         if warning:
             warn(warning)
-        self.write({**self.progress_fields(progress), "plan_check": check})
+        self.write(
+            {**self.progress_fields(progress), **{f"plan_check_{k}": v for k, v in check.items() if k != "iter"}}
+        )
         self.config["plan_check"] = check
         write_run_config(self.out_dir, self.config)
 

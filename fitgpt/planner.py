@@ -7,11 +7,14 @@ the options rather than forecast a run.
 """
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 
 from fitgpt import accounting
 from fitgpt.accounting import GIB
 from fitgpt.architecture import GPTConfig
+from fitgpt.calibration import Calibration, for_gpu
+from fitgpt.calibration import load as load_calibration
 from fitgpt.errors import ConfigError
 from fitgpt.runs import human_count
 from fitgpt.scaling import BESIROGLU, Law
@@ -59,11 +62,28 @@ class Device:
     memory_gib: float
     peak_flops: float  # dense bf16, FLOP/s
     mfu: tuple[float, str] = UNKNOWN_GPU_MFU  # accounting.GPU.mfu: (figure, its source)
+    calibration: Calibration | None = None  # measured on this GPU: its MFU by size and memory factors
+
+    def peaks(self, estimate: accounting.MemoryEstimate) -> tuple[float, float]:
+        """(allocated, reserved) peak bytes of a step on this device: the memory model's, scaled by
+        the calibration's measured factors when there is one."""
+        cal = self.calibration
+        allocated = estimate.total * (cal.allocated_factor or 1.0 if cal else 1.0)
+        return allocated, estimate.reserved * (cal.reserved_factor or 1.0 if cal else 1.0)
 
 
-def device_for(gpu: str | None, vram_gb: float | None = None, peak_tflops: float | None = None) -> Device:
+def device_for(
+    gpu: str | None, vram_gb: float | None = None, peak_tflops: float | None = None, calibration: str | None = None
+) -> Device:
     """A GPU of the table (plan.py --gpu), or one described by --vram-gb (decimal GB, as datasheets
-    print it) and --peak-tflops."""
+    print it) and --peak-tflops; with the calibration file given, or else the one saved for that
+    GPU in calibration/ (bench.py --calibrate)."""
+    device = table_device(gpu, vram_gb, peak_tflops)
+    measured = load_calibration(calibration) if calibration else for_gpu(gpu.lower() if gpu else None)
+    return replace(device, calibration=measured)
+
+
+def table_device(gpu: str | None, vram_gb: float | None, peak_tflops: float | None) -> Device:
     memory = vram_gb * 1e9 / GIB if vram_gb else None
     if gpu:
         entry = accounting.gpu_by_key(gpu)
@@ -79,9 +99,12 @@ def device_for(gpu: str | None, vram_gb: float | None = None, peak_tflops: float
 
 
 def device_named(name: str) -> Device:
-    """The device torch reports by this name (train.py), with the table's MFU when it is listed."""
+    """The device torch reports by this name (train.py), with the table's MFU when it is listed
+    and the calibration measured on it when one was saved."""
     gpu = accounting.gpu_for_device_name(name)
-    return Device(name, gpu.memory_gib, gpu.peak_flops() or 0.0, gpu.mfu) if gpu else Device(name, 0.0, 0.0)
+    if gpu is None:
+        return Device(name, 0.0, 0.0)
+    return Device(name, gpu.memory_gib, gpu.peak_flops() or 0.0, gpu.mfu, for_gpu(gpu.key))
 
 
 def mfu_for(device: Device, params: float, override: float | None = None) -> tuple[float, str]:
@@ -91,6 +114,8 @@ def mfu_for(device: Device, params: float, override: float | None = None) -> tup
     GPU, by model size, plugs in at this one place."""
     if override:
         return override, "set with --mfu"
+    if device.calibration and device.peak_flops:
+        return device.calibration.achieved_flops(params) / device.peak_flops, device.calibration.source()
     return device.mfu
 
 
@@ -150,7 +175,8 @@ def max_micro_batch(
     limit: int = 4096,
     optimizer: str = "adamw",
 ) -> int:
-    """The largest micro-batch whose predicted peak fits the device, at most limit (0: not even one sequence)."""
+    """The largest micro-batch whose predicted reserved peak fits the device, at most limit (0: not
+    even one sequence)."""
     usable = accounting.usable_memory(device.memory_gib)
 
     def fits(b):
@@ -164,7 +190,7 @@ def max_micro_batch(
             shards=shards,
             optimizer=optimizer,
         )
-        return memory.total <= usable
+        return device.peaks(memory)[1] <= usable
 
     if not fits(1):
         return 0
@@ -188,7 +214,8 @@ class RunPlan:
     batch_size: int | None
     gradient_accumulation_steps: int | None
     activation_checkpointing: int
-    peak_memory_gib: float | None
+    peak_memory_gib: float | None  # allocated (torch.cuda.max_memory_allocated)
+    peak_reserved_gib: float | None  # reserved by the caching allocator: what must fit
     usable_memory_gib: float | None
     fits: bool | None
     max_micro_batch: int | None
@@ -246,6 +273,7 @@ def plan_run(
         gradient_accumulation_steps=gradient_accumulation_steps,
         activation_checkpointing=ckpt,
         peak_memory_gib=None,
+        peak_reserved_gib=None,
         usable_memory_gib=None,
         fits=None,
         max_micro_batch=None,
@@ -272,11 +300,13 @@ def plan_run(
     mfu, source = mfu_for(device, params, mfu)
     rate = tokens_per_second(config, device, mfu, ckpt) * gpus
     hours = round(total / rate / 3600, 2) if rate else math.inf
+    allocated, reserved = device.peaks(memory)
     return replace(
         plan,
-        peak_memory_gib=round(memory.total / GIB, 2),
+        peak_memory_gib=round(allocated / GIB, 2),
+        peak_reserved_gib=round(reserved / GIB, 2),
         usable_memory_gib=round(usable / GIB, 2),
-        fits=memory.total <= usable,
+        fits=reserved <= usable,
         max_micro_batch=max_micro_batch(config, device, gradient_accumulation_steps=micro_steps, **settings),
         mfu=mfu,
         mfu_source=source,
@@ -576,20 +606,25 @@ MEMORY_TOLERANCE = 0.10  # a measured peak further than this from the plan's is 
 def plan_check(
     *,
     iter_num: int,
-    predicted: "accounting.MemoryEstimate",
+    config: GPTConfig,
+    settings,
+    dtype: str,
+    world_size: int,
+    device_name: str,
     measured: tuple[float, float] | None,
-    planned_mfu: float,
     measured_mfu: float | None,
 ) -> dict:
-    """The run's plan against what it measured once it ran a few steps: allocated and reserved
-    peaks in GiB (None on a CPU, which has no allocator to read) and MFU."""
+    """The run's plan (what startup_summary predicted) against what it measured once it ran a few
+    steps: allocated and reserved peaks in GiB (None on a CPU, which has no allocator to read) and MFU."""
+    device = device_named(device_name)
+    allocated, reserved = device.peaks(accounting.run_memory(config, settings, dtype, world_size))
     check = {
         "iter": iter_num,
-        "predicted_allocated_gib": round(predicted.total / GIB, 3),
-        "predicted_reserved_gib": round(predicted.reserved / GIB, 3),
+        "predicted_allocated_gib": round(allocated / GIB, 3),
+        "predicted_reserved_gib": round(reserved / GIB, 3),
         "measured_allocated_gib": None,
         "measured_reserved_gib": None,
-        "planned_mfu": planned_mfu,
+        "planned_mfu": round(mfu_for(device, accounting.param_count(config))[0], 4) if device.peak_flops else None,
         "measured_mfu": measured_mfu,
     }
     if measured is not None:
@@ -601,8 +636,11 @@ def plan_check(
 def plan_check_lines(check: dict) -> tuple[str, str | None]:
     """The line train.py prints once, and a warning when a measured peak is more than
     MEMORY_TOLERANCE from its prediction (or None)."""
-    mfu = "n/a" if check["measured_mfu"] is None else f"{100 * check['measured_mfu']:.1f}%"
-    line = f"plan check at iteration {check['iter']}: MFU {mfu} measured ({100 * check['planned_mfu']:.0f}% planned)"
+    if check["measured_mfu"] is None:
+        line = f"plan check at iteration {check['iter']}: MFU not known (the device's peak FLOP/s is not)"
+    else:
+        planned = f"{100 * check['planned_mfu']:.0f}% planned" if check["planned_mfu"] else "none planned"
+        line = f"plan check at iteration {check['iter']}: MFU {100 * check['measured_mfu']:.1f}% measured ({planned})"
     if check["measured_allocated_gib"] is None:
         return line + "; memory is not measured on this device (no GPU allocator to read)", None
     off = []
@@ -630,60 +668,56 @@ def startup_summary(
     device_name: str = "",
 ) -> tuple[list[str], str | None]:
     """What train.py prints before it allocates the model on the device (settings: its
-    TrainSettings; device_name: as torch reports it), and, when the predicted peak clearly exceeds
-    the device's free memory, the one-line refusal with the fix."""
+    TrainSettings; device_name: as torch reports it), and, when the predicted reserved peak exceeds
+    the device's free memory and settings.memory_check is 'refuse', the one-line refusal with the
+    fix ('warn': the same as a warning line; 'off': neither)."""
     batch_size, gradient_accumulation_steps = settings.batch_size, settings.gradient_accumulation_steps
-    max_iters, compile = settings.max_iters, settings.compile
     params = accounting.param_count(config)
-    micro_steps = gradient_accumulation_steps // world_size
-    ckpt = config.activation_checkpointing
-    shards = world_size if settings.parallelism == "fsdp" else 1
-    peak = accounting.training_memory(
-        config,
-        batch_size,
-        dtype=dtype,
-        compile=compile,
-        activation_checkpointing=ckpt,
-        gradient_accumulation_steps=micro_steps,
-        shards=shards,
-        optimizer=settings.optimizer,
-    ).total
-    tokens = batch_size * config.block_size * gradient_accumulation_steps * max_iters
+    ckpt = settings.activation_checkpointing
+    device = device_named(device_name)
+    allocated, reserved = device.peaks(accounting.run_memory(config, settings, dtype, world_size))
+    tokens = batch_size * config.block_size * gradient_accumulation_steps * settings.max_iters
     line = (
         f"plan: {params:,} parameters, {accounting.flops_per_token(config) / 1e6:,.1f} MFLOPs per token; "
-        f"{tokens:,} tokens = {tokens / params:.1f} per parameter; predicted GPU peak {peak / GIB:.2f} GiB"
+        f"{tokens:,} tokens = {tokens / params:.1f} per parameter; predicted GPU peak {allocated / GIB:.2f} GiB "
+        f"allocated, {reserved / GIB:.2f} GiB reserved"
     )
     if free_bytes is not None:
         line += f" ({free_bytes / GIB:.1f} GiB free)"
+    if device.calibration:
+        line += f"; memory scaled by {os.path.relpath(device.calibration.path)}"
     if peak_flops:
-        mfu, source = mfu_for(device_named(device_name), params)
+        mfu, source = mfu_for(device, params)
         rate = mfu * peak_flops / accounting.flops_per_token(config) / recompute_factor(config, ckpt)
-        line += f"; about {tokens / rate / world_size / 3600:,.1f} h at {100 * mfu:.0f}% MFU ({source.split(':')[0]})"
-    if free_bytes is None or peak <= 1.1 * free_bytes:  # within the model's error: let the run find out
+        cal = device.calibration
+        where = f"measured on this GPU: {os.path.relpath(cal.path)}" if cal else source.split(":")[0]
+        line += f"; about {tokens / rate / world_size / 3600:,.1f} h at {100 * mfu:.0f}% MFU ({where})"
+    if free_bytes is None or reserved <= free_bytes or settings.memory_check == "off":
         return [line], None
-    device = Device("this GPU", free_bytes / GIB + accounting.CONTEXT_RESERVE / GIB, 0.0)
-    settings_of = dict(dtype=dtype, compile=compile, shards=shards, optimizer=settings.optimizer)
-    fit = max_micro_batch(
-        config, device, activation_checkpointing=ckpt, gradient_accumulation_steps=micro_steps, **settings_of
+    free_device = Device("this GPU", free_bytes / GIB + accounting.CONTEXT_RESERVE / GIB, 0.0)
+    shards = world_size if settings.parallelism == "fsdp" else 1
+    settings_of = dict(
+        dtype=dtype,
+        compile=settings.compile,
+        shards=shards,
+        optimizer=settings.optimizer,
+        gradient_accumulation_steps=max(1, gradient_accumulation_steps // world_size),
     )
+    fit = max_micro_batch(config, free_device, activation_checkpointing=ckpt, **settings_of)
     if fit:
         micro = 2 ** int(math.log2(fit))
         accumulation = gradient_accumulation_steps * batch_size // micro
         fix = f"use batch_size={micro} with gradient_accumulation_steps={accumulation} (the same tokens per step)" + (
             "" if ckpt else ", or activation_checkpointing=1"
         )
-    elif not ckpt and max_micro_batch(
-        replace(config, activation_checkpointing=1),
-        device,
-        activation_checkpointing=1,
-        gradient_accumulation_steps=micro_steps,
-        **settings_of,
-    ):
+    elif not ckpt and max_micro_batch(config, free_device, activation_checkpointing=1, **settings_of):
         fix = "set activation_checkpointing=1 with a smaller batch_size"
     else:
         fix = "the model does not fit this GPU even at batch_size=1: choose a smaller one (python plan.py)"
-    refusal = (
-        f"predicted peak memory {peak / GIB:.1f} GiB exceeds the {free_bytes / GIB:.1f} GiB free on the "
-        f"device at batch_size={batch_size}; {fix}"
+    message = (
+        f"predicted peak memory {reserved / GIB:.1f} GiB reserved ({allocated / GIB:.1f} GiB allocated) exceeds the "
+        f"{free_bytes / GIB:.1f} GiB free on the device at batch_size={batch_size}; {fix}"
     )
-    return [line], refusal
+    if settings.memory_check == "warn":
+        return [line, f"WARNING: {message}; starting anyway (memory_check='warn')"], None
+    return [line], message + "; or memory_check='warn' to start it anyway"

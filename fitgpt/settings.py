@@ -156,6 +156,11 @@ class TrainSettings:
     parallelism: str = setting(
         "ddp", "under torchrun: ddp (replicas) or fsdp (FSDP2: weights and optimizer sharded)", choices=("ddp", "fsdp")
     )
+    memory_check: str = setting(
+        "refuse",
+        "at start: refuse a run whose predicted reserved peak exceeds the GPU's free memory, warn, or off",
+        choices=("refuse", "warn", "off"),
+    )
     dist_timeout: float = setting(600.0, "seconds a collective waits for the other ranks before failing", above=0.0)
     # faults
     on_nonfinite: str = setting(
@@ -194,7 +199,7 @@ class BenchSettings(TrainSettings):
     suite_budget: float = setting(480.0, "suite: seconds it may take; cases that would not fit are skipped", above=0.0)
     suite_resume: bool = setting(False, "suite: keep the cases suite_out/suite.json measured; run the rest")
     suite_report: str = setting("", "re-render a suite.json's table against the current memory model and exit")
-    calibration_dir: str = setting("calibration", "calibrate: the folder the calibration file is written to")
+    calibration_dir: str = setting("", "calibrate: the folder it writes to; empty: calibration/ beside bench.py")
 
 
 @dataclass

@@ -21,6 +21,8 @@ import time
 
 from fitgpt import accounting
 from fitgpt.architecture import GPTConfig
+from fitgpt.calibration import FOLDER as calibration_folder
+from fitgpt.calibration import file_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -291,14 +293,17 @@ def run_suite(c, given: dict) -> dict:
     with open(os.path.join(c.suite_out, "suite.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
     print(table)
-    if c.calibrate or not cpu:
-        calibration = calibration_from(suite)
-        if calibration["mfu_points"]:
-            path = os.path.join(c.calibration_dir if c.calibrate else c.suite_out, calibration["file"])
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            write_json(path, calibration)
-            print(f"calibration for {calibration['device']} written to {path}")
-            suite["calibration"] = path
+    calibration = calibration_from(suite)
+    if calibration["mfu_points"] and (c.calibrate or not cpu):
+        folder = (c.calibration_dir or calibration_folder) if c.calibrate else c.suite_out
+        path = os.path.join(folder, file_name(calibration["device"]))
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write_json(path, calibration)
+        print(
+            f"calibration for {calibration['device']} written to {path}: plan.py --calibration {path} uses it"
+            + (", and plan.py --gpu and train.py find it there by the GPU's name" if c.calibrate else "")
+        )
+        suite["calibration"] = path
     return suite
 
 
@@ -475,35 +480,35 @@ def report_file(path: str) -> dict:
 
 
 def calibration_from(suite: dict) -> dict:
-    """MFU and achieved FLOP/s by model size (compiled, plain cases), and the memory model's
-    error on this GPU (measured over predicted, the largest seen) from a suite's records."""
+    """A calibration (fitgpt/calibration.py reads it) from a suite's records: the achieved FLOP/s
+    and MFU of the plain GPT-2-block cases by model size (compiled ones, where there are any), and
+    the memory model's error on this device, measured over predicted, the largest seen."""
     points, allocated, reserved, device = [], [], [], None
-    for r in suite["records"]:
-        result = r.get("result")
-        plain = r["kind"] == "bench" and not r.get("env") and result is not None
-        if not plain:
-            continue
-        device = result["device"]
-        options = ("loss_chunks", "activation_checkpointing", "optimizer", "float8", "find_batch_size")
-        if result["compile"] and not any(k in r["settings"] for k in options):
-            achieved = result["flops_per_token"] * result["tokens_per_s"]
-            points.append({"params": result["params"], "achieved_flops": achieved, "mfu": result.get("mfu")})
-        if "peak_memory_gib" in result:
+    plain = [
+        r
+        for r in suite["records"]
+        if r["kind"] == "bench" and not r.get("env") and "result" in r and "pos_emb" not in r["settings"]
+    ]
+    options = ("loss_chunks", "activation_checkpointing", "optimizer", "float8", "find_batch_size")
+    speed = [r for r in plain if not any(k in r["settings"] for k in options)]
+    compiled = [r for r in speed if r["result"]["compile"]]
+    for r in compiled or speed:
+        result = r["result"]
+        achieved = result["flops_per_token"] * result["tokens_per_s"]
+        points.append({"params": result["params"], "achieved_flops": achieved, "mfu": result.get("mfu")})
+    for r in plain:
+        device = r["result"]["device"]
+        if "peak_memory_gib" in r["result"]:
             predicted_allocated, predicted_reserved = prediction(r)
-            allocated.append(result["peak_memory_gib"] / predicted_allocated)
-            reserved.append(result["peak_reserved_gib"] / predicted_reserved)
-    points.sort(key=lambda p: p["params"])
-    gpu = accounting.gpu_for_device_name(device or "")
-    slug = gpu.key if gpu else re.sub(r"[^a-z0-9]+", "-", (device or "unknown").lower()).strip("-")
+            allocated.append(r["result"]["peak_memory_gib"] / predicted_allocated)
+            reserved.append(r["result"]["peak_reserved_gib"] / predicted_reserved)
     return {
         "device": device,
-        "file": f"{slug}.json",
         "environment": suite["environment"],
-        "mfu_points": points,
-        # measured / predicted: plan.py scales its prediction by these (at least 1: never below the model)
+        "mfu_points": sorted(points, key=lambda p: p["params"]),
         "memory": {
-            "allocated_factor": max(allocated) if allocated else None,
-            "reserved_factor": max(reserved) if reserved else None,
+            "allocated_factor": round(max(allocated), 4) if allocated else None,
+            "reserved_factor": round(max(reserved), 4) if reserved else None,
             "cases": len(allocated),
         },
     }

@@ -189,4 +189,5 @@ def test_wandb_failing_mid_run_warns_once_and_the_run_goes_on(char_dataset, tmp_
     assert stdout.count("WARNING: wandb") == 1
     assert "WARNING: wandb stopped logging (ConnectionError: the wandb service went away); metrics go on" in stdout
     rows = read_records(os.path.join(out, "metrics.jsonl"))
-    assert [r["iter"] for r in rows] == [0, 5, 10, 15, 20, 20] and rows[-1]["finished"]  # the run's end row
+    # the plan check's row at the second logged step, and the run's end row
+    assert [r["iter"] for r in rows] == [0, 5, 10, 10, 15, 20, 20] and rows[-1]["finished"]

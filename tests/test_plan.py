@@ -3,6 +3,7 @@ the shape family, FLOPs and hours budgets, both repeat decays, the batch, MFU pe
 input, JSON, written configs, every shipped config's header and docs/sizing.md's outputs, and
 train.py's refusal to start a run that will not fit."""
 
+import dataclasses
 import glob
 import json
 import math
@@ -237,9 +238,9 @@ def test_units_vram_in_decimal_gb_and_every_output_says_which(capsys):
     assert out["usable_memory_gib"] == pytest.approx(accounting.usable_memory(16e9 / 2**30) / 2**30, abs=0.01)
     assert planner.device_for("rtx4090", 16).memory_gib == pytest.approx(14.9, abs=0.01)
     search = run_plan(capsys, "--vram-gb", "16", "--peak-tflops", "100", "--tokens", "1e9")
-    assert "a 16 GB (14.9 GiB) GPU" in search and "GiB usable" in search and "peak GiB" in search
+    assert "a 16 GB (14.9 GiB) GPU" in search and "GiB usable" in search and "GiB rsvd" in search
     evaluate = run_plan(capsys, "--gpu", "rtx4080", "--batch_size=4")
-    assert "GPU: 1 x GeForce RTX 4080 16GB (13.1 GiB usable each)" in evaluate
+    assert "GPU: 1 x GeForce RTX 4080 16GB (13.9 GiB usable each)" in evaluate
     for line in evaluate.splitlines():  # every memory figure says its unit
         if "memory" in line or "weights" in line:
             assert "GiB" in line, line
@@ -436,12 +437,24 @@ def test_sizing_doc_answers_the_users_questions():
 def test_startup_refuses_a_run_that_cannot_fit(char_dataset, tmp_path, monkeypatch):
     config = GPTConfig(n_layer=48, n_embd=2560, n_head=32, bias=False)
     settings = TrainSettings(batch_size=32, gradient_accumulation_steps=64)
-    _, refusal = planner.startup_summary(config, settings, 1, "bf16", 989e12, 79 * 2**30)
-    assert refusal.startswith(
-        "predicted peak memory 217.0 GiB exceeds the 79.0 GiB free on the device at "
+    lines, refusal = planner.startup_summary(config, settings, 1, "bf16", 989e12, 79 * 2**30)
+    assert "predicted GPU peak 218.10 GiB allocated, 227.92 GiB reserved (79.0 GiB free)" in lines[0]
+    assert refusal == (
+        "predicted peak memory 227.9 GiB reserved (218.1 GiB allocated) exceeds the 79.0 GiB free on the device at "
         "batch_size=32; use batch_size=1 with gradient_accumulation_steps=2048 (the same "
-        "tokens per step), or activation_checkpointing=1"
+        "tokens per step), or activation_checkpointing=1; or memory_check='warn' to start it anyway"
     )
+    warn = dataclasses.replace(settings, memory_check="warn")
+    lines, refusal = planner.startup_summary(config, warn, 1, "bf16", 989e12, 79 * 2**30)
+    assert refusal is None and lines[1].startswith("WARNING: predicted peak memory 227.9 GiB reserved")
+    assert lines[1].endswith("starting anyway (memory_check='warn')")
+    off = dataclasses.replace(settings, memory_check="off")
+    assert planner.startup_summary(config, off, 1, "bf16", 989e12, 79 * 2**30) == (lines[:1], None)
+    # decided on the reserved peak: free memory between the allocated and reserved predictions is refused
+    estimate = accounting.run_memory(config, settings, "bf16", 1)
+    between = (estimate.total + estimate.reserved) / 2
+    assert planner.startup_summary(config, settings, 1, "bf16", 989e12, between)[1] is not None
+    assert planner.startup_summary(config, settings, 1, "bf16", 989e12, estimate.reserved)[1] is None
     monkeypatch.setattr(train, "free_memory", lambda device: 2e6)  # a device with 2 MB free
     with pytest.raises(
         ConfigError,

@@ -218,7 +218,7 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         f"memory at micro-batch {plan.batch_size} ({dtype}, compile={settings.compile}, {ckpt}): "
         f"peak {gib(plan.peak_memory_gib)} allocated, {gib(plan.peak_reserved_gib)} reserved: "
         f"{'fits' if plan.fits else 'DOES NOT FIT'}"
-        + (f" (scaled by {os.path.relpath(device.calibration.path)})" if device.calibration else ""),
+        + (f" (scaled by {device.calibration.shown_path})" if device.calibration else ""),
         f"  weights {m['weights']:.2f}, gradients {m['gradients']:.2f}, "
         f"{OPTIMIZER_NAMES[s.optimizer]} {m['optimizer']:.2f}, bf16 copies "
         f"{m['weight_copies']:.2f}, activations {m['activations']:.2f}, logits and loss {m['logits']:.2f}, "

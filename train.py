@@ -138,7 +138,7 @@ from fitgpt.loader import prepare_if_missing, run_loaders
 from fitgpt.metrics import RunLog, Throughput, data_line, run_config
 from fitgpt.optim import build_optimizer, set_lr
 from fitgpt.planner import plan_check, plan_check_lines, startup_summary
-from fitgpt.runtime import convert_to_float8, device_name, free_memory, peak_memory, setup_device
+from fitgpt.runtime import convert_to_float8, device_line, device_name, free_memory, peak_memory, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
 from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size, get_tokenizer
@@ -196,7 +196,7 @@ def startup_check(
         report = [
             data_line(data_dir, *split_tokens, s.tokens_per_iter, s.max_iters),
             *summary,
-            f"device {device}, {dtype}",
+            device_line(device, dtype, model.config.head_dim),
         ]
         print("\n".join(report + ([warning] if warning else [])))
     return peak

@@ -39,8 +39,14 @@ class Calibration:
                 return fa + (fb - fa) * math.log(params / a) / math.log(b / a)
         return f1
 
+    @property
+    def shown_path(self) -> str:
+        """The file as a user would type it: relative to here when below here, else absolute."""
+        relative = os.path.relpath(self.path)
+        return os.path.abspath(self.path) if relative.startswith("..") else relative
+
     def source(self) -> str:
-        return f"measured: {os.path.relpath(self.path)} ({self.device}, {self.date})"
+        return f"measured: {self.shown_path} ({self.device}, {self.date})"
 
 
 def load(path: str) -> Calibration:

@@ -7,7 +7,6 @@ the options rather than forecast a run.
 """
 
 import math
-import os
 from dataclasses import asdict, dataclass, field, replace
 
 from fitgpt import accounting
@@ -685,12 +684,12 @@ def startup_summary(
     if free_bytes is not None:
         line += f" ({free_bytes / GIB:.1f} GiB free)"
     if device.calibration:
-        line += f"; memory scaled by {os.path.relpath(device.calibration.path)}"
+        line += f"; memory scaled by {device.calibration.shown_path}"
     if peak_flops:
         mfu, source = mfu_for(device, params)
         rate = mfu * peak_flops / accounting.flops_per_token(config) / recompute_factor(config, ckpt)
         cal = device.calibration
-        where = f"measured on this GPU: {os.path.relpath(cal.path)}" if cal else source.split(":")[0]
+        where = f"measured on this GPU: {cal.shown_path}" if cal else source.split(":")[0]
         line += f"; about {tokens / rate / world_size / 3600:,.1f} h at {100 * mfu:.0f}% MFU ({where})"
     if free_bytes is None or reserved <= free_bytes or settings.memory_check == "off":
         return [line], None

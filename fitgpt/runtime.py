@@ -68,6 +68,34 @@ def device_name(device: str) -> str:
     return device.split(":")[0]
 
 
+def attention_backend(device: str, dtype: str, head_dim: int) -> str:
+    """The kernel SDPA will pick for the model's causal attention on this device (flash,
+    efficient, cudnn, math), asked of the dispatcher with a one-token query; 'unknown' if it
+    cannot say."""
+    try:
+        q = torch.zeros(1, 1, 1, head_dim, device=device, dtype=DTYPES[dtype])
+        choice = torch._fused_sdp_choice(q, q, q, is_causal=True)  # private, but the dispatcher's own answer
+        return torch.nn.attention.SDPBackend(choice).name.lower()
+    except Exception:  # an older or newer torch without it: say so rather than guess
+        return "unknown"
+
+
+def device_line(device: str, dtype: str, head_dim: int) -> str:
+    """The start-up line naming the device: on a GPU its name, ROCm's HIP version where it is AMD's,
+    and SDPA's attention kernel, since on ROCm both decide what runs (docs/rocm.md)."""
+    if not device.startswith("cuda"):
+        return f"device {device}, {dtype}"
+    platform = f"ROCm (HIP {torch.version.hip})" if torch.version.hip else f"CUDA {torch.version.cuda}"
+    backend = attention_backend(device, dtype, head_dim)
+    line = f"device {device} ({device_name(device)}, {platform}), {dtype}; attention: SDPA {backend}"
+    if torch.version.hip:
+        try:
+            line += f" (ROCm flash-attention library: {torch.backends.cuda.preferred_rocm_fa_library()})"
+        except (AttributeError, RuntimeError):  # a torch before it could be chosen
+            pass
+    return line
+
+
 def synchronize(device: str) -> None:
     """Wait for the device's queued work (a no-op off CUDA), so timings measure the work itself."""
     if device.startswith("cuda"):

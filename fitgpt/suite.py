@@ -38,6 +38,7 @@ SHAPES = {
     "gpt2-3.9b": dict(n_layer=48, n_embd=2560, n_head=32),
     # the CPU mode's: the harness itself, in seconds
     "tiny-gpt2": dict(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=256),
+    "tiny-gpt2-wide": dict(n_layer=2, n_embd=128, n_head=4, block_size=64, vocab_size=256),
     "tiny-llama": dict(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=256, n_kv_heads=1, **LLAMA),
 }
 GPU_BASE = dict(vocab_size=50257, block_size=1024, bias=False, device="cuda", dtype="bf16", learning_rate=3e-4)
@@ -137,7 +138,14 @@ def cpu_cases() -> list[Case]:
     small = dict(bench_warmup=1, bench_steps=2, gradient_accumulation_steps=1)
     return [
         Case("tiny-gpt2 b8 eager", "bench", {**CPU_BASE, **SHAPES["tiny-gpt2"], **small, "batch_size": 8}, 5, True),
-        Case("tiny-llama b8 eager", "bench", {**CPU_BASE, **SHAPES["tiny-llama"], **small, "batch_size": 8}, 5, True),
+        Case(
+            "tiny-gpt2-wide b8 eager",
+            "bench",
+            {**CPU_BASE, **SHAPES["tiny-gpt2-wide"], **small, "batch_size": 8},
+            5,
+            True,
+        ),
+        Case("tiny-llama b8 eager", "bench", {**CPU_BASE, **SHAPES["tiny-llama"], **small, "batch_size": 8}, 5),
         Case(
             "tiny-gpt2 b8 eager loss_chunks=4",
             "bench",

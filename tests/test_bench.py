@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import bench
+import plan
 from conftest import TINY, as_args, cli, tiny_settings
-from fitgpt import accounting, measure
-from fitgpt.errors import RunFailure
+from fitgpt import accounting, calibration, measure, planner, suite
+from fitgpt.errors import ConfigError, RunFailure
 
 # names as torch.cuda.get_device_name reports them -> (table key, dense TFLOP/s by precision)
 DEVICES = [
@@ -198,3 +199,73 @@ def test_matmul_mode_prints_both_mfus(capsys):
         capsys,
     )
     assert code == 0 and "% of the fp32 datasheet peak" in stdout and "% of the measured ceiling" in stdout
+
+
+# -----------------------------------------------------------------------------
+# bench.py --suite and --calibrate: the harness on CPU (tiny shapes); the GPU's results in
+# benchmarks/results are read back by tests/test_memory.py
+
+
+@pytest.mark.slow
+def test_suite_cpu_mode_measures_every_case_and_reports(capsys, tmp_path):
+    out = tmp_path / "suite"
+    code, stdout, stderr = cli(bench.main, ["--suite", "--device=cpu", f"--suite_out={out}"], capsys)
+    assert code == 0, stderr
+    saved = json.loads((out / "suite.json").read_text())
+    assert [r["case"] for r in saved["records"]] == [c.name for c in suite.cpu_cases()]
+    assert all(r["result"]["tokens_per_s"] > 0 and len(r["result"]["losses"]) == 3 for r in saved["records"])
+    assert saved["records"][-1]["result"]["parallelism"] == "ddp"  # torchrun, one process
+    table = (out / "suite.md").read_text()
+    assert "| tiny-gpt2 b8 eager loss_chunks=4 | tiny-gpt2 b8 eager |" in table and table.strip() in stdout
+    assert len(list(out.glob("case*.log"))) == len(saved["records"]) and not list(out.glob("*.json.tmp*"))
+
+
+def test_suite_skips_what_the_budget_cannot_hold(capsys, tmp_path):
+    code, stdout, _ = cli(
+        bench.main, ["--suite", "--device=cpu", f"--suite_out={tmp_path}", "--suite_budget=1"], capsys
+    )
+    records = json.loads((tmp_path / "suite.json").read_text())["records"]
+    assert code == 0 and all(r["skipped"].startswith("budget: ~") for r in records)
+    assert "[1/5] tiny-gpt2 b8 eager: skipped (budget: ~5 s, 1 s left)" in stdout
+
+
+@pytest.mark.slow
+def test_calibration_round_trip_changes_plans_answer(capsys, tmp_path):
+    code, stdout, stderr = cli(
+        bench.main, ["--calibrate", "--device=cpu", f"--suite_out={tmp_path}", f"--calibration_dir={tmp_path}"], capsys
+    )
+    assert code == 0, stderr
+    path = tmp_path / "cpu.json"
+    assert f"calibration for cpu written to {path}" in stdout
+    measured = calibration.load(str(path))
+    assert len(measured.points) == 2 and measured.allocated_factor is None  # a CPU has no allocator peaks
+    shape = ["--n_layer=2", "--n_embd=64", "--n_head=2", "--vocab_size=256", "--block_size=64"]  # tiny-gpt2's
+    args = ["--vram-gb", "24", "--peak-tflops", "10", *shape, "--json"]
+    plain = json.loads(cli(plan.main, args, capsys)[1])
+    calibrated = json.loads(cli(plan.main, [*args, "--calibration", str(path)], capsys)[1])
+    assert plain["mfu_source"].startswith("assumed") and calibrated["mfu_source"].startswith(f"measured: {path}")
+    # the tokens/s bench.py measured for that model, not the assumed MFU's
+    records = json.loads((tmp_path / "suite.json").read_text())["records"]
+    (timed,) = [r for r in records if r["case"].startswith("tiny-gpt2 ")]
+    assert calibrated["tokens_per_s"] == pytest.approx(timed["result"]["tokens_per_s"], rel=0.01)
+    assert calibrated["tokens_per_s"] != plain["tokens_per_s"]
+
+
+def test_calibration_interpolates_in_log_parameters(tmp_path):
+    path = tmp_path / "h.json"
+    points = [{"params": 1e8, "achieved_flops": 3e14}, {"params": 1e9, "achieved_flops": 4e14}]
+    path.write_text(json.dumps({"device": "NVIDIA H200", "mfu_points": points, "memory": {"reserved_factor": 1.1}}))
+    measured = calibration.load(str(path))
+    assert measured.achieved_flops(5e7) == 3e14 and measured.achieved_flops(2e9) == 4e14  # the nearest outside
+    assert measured.achieved_flops(10**8.5) == pytest.approx(3.5e14)
+    device = planner.device_for("h200", calibration=str(path))
+    assert planner.mfu_for(device, 10**8.5)[0] == pytest.approx(3.5e14 / 989.4e12)
+    estimate = accounting.training_memory(bench.GPTConfig(), 8)
+    assert device.peaks(estimate) == (estimate.total, pytest.approx(1.1 * estimate.reserved))
+    path.write_text("{}")
+    with pytest.raises(ConfigError, match=f"calibration file {path}: not a bench.py --calibrate result"):
+        calibration.load(str(path))
+    assert (
+        calibration.file_name("NVIDIA H200") == "h200.json"
+        and calibration.file_name("Radeon 7900") == "radeon-7900.json"
+    )

@@ -212,3 +212,49 @@ def test_micro_steps_divide_among_ranks():
         ConfigError, match=r"gradient_accumulation_steps \(3\) must be divisible by the world size \(2\)"
     ):
         distributed.micro_steps_per_rank(3, 2)
+
+
+def test_the_run_checks_its_plan_once(char_dataset, tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / "run")
+    train.run(tiny_settings(data_dir=char_dataset, out_dir=out))
+    stdout = capsys.readouterr().out
+    # once, at the second logged step (the first lap holds the compilation); a CPU has no allocator to read
+    assert stdout.count("plan check at iteration 10: MFU not known") == 1
+    assert "memory is not measured on this device (no GPU allocator to read)" in stdout
+    check = json.load(open(os.path.join(out, "config.json")))["plan_check"]
+    assert check["iter"] == 10 and check["measured_allocated_gib"] is None and check["predicted_reserved_gib"] > 0
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert [r["plan_check_predicted_allocated_gib"] for r in rows if "plan_check_predicted_allocated_gib" in r] == [
+        check["predicted_allocated_gib"]
+    ]
+    # on a GPU: the measured peaks beside the predicted ones, and a warning when they are 10 % apart
+    monkeypatch.setattr(train, "peak_memory", lambda device: (0.5 * 2**30, 0.6 * 2**30))
+    train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "gpu")))
+    stdout = capsys.readouterr().out
+    assert "peak allocated 0.50 GiB measured, " in stdout and "peak reserved 0.60 GiB measured, " in stdout
+    assert "WARNING: the memory model is off for this run (allocated " in stdout
+
+
+def test_memory_check_warn_starts_a_run_refuse_would_not(char_dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "free_memory", lambda device: 2e6)  # 2 MB free: nothing fits
+    with pytest.raises(ConfigError, match="or memory_check='warn' to start it anyway"):
+        train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "refused")))
+    final = train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "warned"), memory_check="warn"))
+    assert final["iter"] == 20 and "starting anyway (memory_check='warn')" in capsys.readouterr().out
+    final = train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "off"), memory_check="off"))
+    assert final["iter"] == 20 and "WARNING: predicted peak" not in capsys.readouterr().out
+
+
+def test_the_device_line_names_the_platform_and_the_attention_kernel(monkeypatch):
+    from fitgpt import runtime
+
+    assert runtime.device_line("cpu", "fp32", 64) == "device cpu, fp32"
+    assert runtime.attention_backend("cpu", "fp32", 64) in ("flash_attention", "math", "efficient_attention")
+    monkeypatch.setattr(runtime, "device_name", lambda device: "AMD Instinct MI300X")
+    monkeypatch.setattr(runtime, "attention_backend", lambda *args: "efficient_attention")
+    monkeypatch.setattr(torch.version, "hip", "6.4.43483")
+    monkeypatch.setattr(torch.backends.cuda, "preferred_rocm_fa_library", lambda: "aotriton")
+    assert runtime.device_line("cuda:0", "bf16", 64) == (
+        "device cuda:0 (AMD Instinct MI300X, ROCm (HIP 6.4.43483)), bf16; attention: SDPA efficient_attention "
+        "(ROCm flash-attention library: aotriton)"
+    )

@@ -462,3 +462,21 @@ def test_startup_refuses_a_run_that_cannot_fit(char_dataset, tmp_path, monkeypat
         "not fit this GPU even at batch_size=1",
     ):
         train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "run")))
+
+
+def test_train_bench_and_plan_predict_the_same_bytes(capsys):
+    import bench
+    from fitgpt.settings import BenchSettings
+
+    shape = dict(n_layer=24, n_embd=1024, n_head=16, batch_size=8, gradient_accumulation_steps=4, loss_chunks=4)
+    settings = TrainSettings(**shape)
+    config = GPTConfig.from_settings(settings, vocab_size=50257)
+    expected = accounting.run_memory(config, settings, "bf16", 1)  # the one function all three ask
+    predicted = bench.predicted_memory(BenchSettings(**shape), config, "bf16", 1)
+    assert predicted["predicted_peak_memory_gib"] * accounting.GIB == expected.total
+    assert predicted["predicted_peak_reserved_gib"] * accounting.GIB == expected.reserved
+    line = planner.startup_summary(config, settings, 1, "bf16", None, None)[0][0]
+    assert f"predicted GPU peak {expected.total / 2**30:.2f} GiB allocated, {expected.reserved / 2**30:.2f}" in line
+    out = plan_json(capsys, *(f"--{k}={v}" for k, v in shape.items()), "--gpu", "h100")  # no calibration file
+    assert out["peak_memory_gib"] == round(expected.total / 2**30, 2)
+    assert out["peak_reserved_gib"] == round(expected.reserved / 2**30, 2)

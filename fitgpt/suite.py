@@ -39,7 +39,6 @@ SHAPES = {
     # the CPU mode's: the harness itself, in seconds
     "tiny-gpt2": dict(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=256),
     "tiny-gpt2-wide": dict(n_layer=2, n_embd=128, n_head=4, block_size=64, vocab_size=256),
-    "tiny-llama": dict(n_layer=2, n_embd=64, n_head=2, block_size=64, vocab_size=256, n_kv_heads=1, **LLAMA),
 }
 GPU_BASE = dict(vocab_size=50257, block_size=1024, bias=False, device="cuda", dtype="bf16", learning_rate=3e-4)
 CPU_BASE = dict(device="cpu", dtype="fp32", compile=False)
@@ -135,29 +134,13 @@ def gpu_cases(data_dir: str) -> list[Case]:
 
 def cpu_cases() -> list[Case]:
     """The CPU mode: tiny shapes, eager, so the test suite runs the harness itself in seconds."""
-    small = dict(bench_warmup=1, bench_steps=2, gradient_accumulation_steps=1)
+    small = dict(bench_warmup=1, bench_steps=2, gradient_accumulation_steps=1, batch_size=8)
+    tiny, wide = {**CPU_BASE, **SHAPES["tiny-gpt2"], **small}, {**CPU_BASE, **SHAPES["tiny-gpt2-wide"], **small}
     return [
-        Case("tiny-gpt2 b8 eager", "bench", {**CPU_BASE, **SHAPES["tiny-gpt2"], **small, "batch_size": 8}, 5, True),
-        Case(
-            "tiny-gpt2-wide b8 eager",
-            "bench",
-            {**CPU_BASE, **SHAPES["tiny-gpt2-wide"], **small, "batch_size": 8},
-            5,
-            True,
-        ),
-        Case("tiny-llama b8 eager", "bench", {**CPU_BASE, **SHAPES["tiny-llama"], **small, "batch_size": 8}, 5),
-        Case(
-            "tiny-gpt2 b8 eager loss_chunks=4",
-            "bench",
-            {**CPU_BASE, **SHAPES["tiny-gpt2"], **small, "batch_size": 8, "loss_chunks": 4},
-            5,
-        ),
-        Case(
-            "tiny-gpt2 b8 eager parallelism=ddp",
-            "torchrun",
-            {**CPU_BASE, **SHAPES["tiny-gpt2"], **small, "batch_size": 8, "parallelism": "ddp", "backend": "gloo"},
-            8,
-        ),
+        Case("tiny-gpt2 b8 eager", "bench", tiny, 5, calibrate=True),
+        Case("tiny-gpt2-wide b8 eager", "bench", wide, 5, calibrate=True),
+        Case("tiny-gpt2 b8 eager loss_chunks=4", "bench", {**tiny, "loss_chunks": 4}, 5),
+        Case("tiny-gpt2 b8 eager parallelism=ddp", "torchrun", {**tiny, "parallelism": "ddp", "backend": "gloo"}, 8),
     ]
 
 

@@ -207,7 +207,7 @@ def test_matmul_mode_prints_both_mfus(capsys):
 
 
 @pytest.mark.slow
-def test_suite_cpu_mode_measures_every_case_and_reports(capsys, tmp_path):
+def test_suite_cpu_mode_then_calibration_round_trip_through_plan(capsys, tmp_path):
     out = tmp_path / "suite"
     code, stdout, stderr = cli(bench.main, ["--suite", "--device=cpu", f"--suite_out={out}"], capsys)
     assert code == 0, stderr
@@ -218,25 +218,14 @@ def test_suite_cpu_mode_measures_every_case_and_reports(capsys, tmp_path):
     table = (out / "suite.md").read_text()
     assert "| tiny-gpt2 b8 eager loss_chunks=4 | tiny-gpt2 b8 eager |" in table and table.strip() in stdout
     assert len(list(out.glob("case*.log"))) == len(saved["records"]) and not list(out.glob("*.json.tmp*"))
+    assert not list(out.glob("cpu.json"))  # a CPU suite writes no calibration unless asked
 
-
-def test_suite_skips_what_the_budget_cannot_hold(capsys, tmp_path):
-    code, stdout, _ = cli(
-        bench.main, ["--suite", "--device=cpu", f"--suite_out={tmp_path}", "--suite_budget=1"], capsys
-    )
-    records = json.loads((tmp_path / "suite.json").read_text())["records"]
-    assert code == 0 and all(r["skipped"].startswith("budget: ~") for r in records)
-    assert "[1/5] tiny-gpt2 b8 eager: skipped (budget: ~5 s, 1 s left)" in stdout
-
-
-@pytest.mark.slow
-def test_calibration_round_trip_changes_plans_answer(capsys, tmp_path):
-    code, stdout, stderr = cli(
-        bench.main, ["--calibrate", "--device=cpu", f"--suite_out={tmp_path}", f"--calibration_dir={tmp_path}"], capsys
-    )
+    # --calibrate keeps the cases this suite.json measured (--suite_resume) and writes the file
+    args = ["--calibrate", "--device=cpu", f"--suite_out={out}", f"--calibration_dir={tmp_path}", "--suite_resume"]
+    code, stdout, stderr = cli(bench.main, args, capsys)
     assert code == 0, stderr
     path = tmp_path / "cpu.json"
-    assert f"calibration for cpu written to {path}" in stdout
+    assert f"calibration for cpu written to {path}" in stdout and " ..." not in stdout  # nothing ran again
     measured = calibration.load(str(path))
     assert len(measured.points) == 2 and measured.allocated_factor is None  # a CPU has no allocator peaks
     shape = ["--n_layer=2", "--n_embd=64", "--n_head=2", "--vocab_size=256", "--block_size=64"]  # tiny-gpt2's
@@ -245,10 +234,17 @@ def test_calibration_round_trip_changes_plans_answer(capsys, tmp_path):
     calibrated = json.loads(cli(plan.main, [*args, "--calibration", str(path)], capsys)[1])
     assert plain["mfu_source"].startswith("assumed") and calibrated["mfu_source"].startswith(f"measured: {path}")
     # the tokens/s bench.py measured for that model, not the assumed MFU's
-    records = json.loads((tmp_path / "suite.json").read_text())["records"]
-    (timed,) = [r for r in records if r["case"].startswith("tiny-gpt2 ")]
+    (timed,) = [r for r in saved["records"] if r["case"] == "tiny-gpt2 b8 eager"]
     assert calibrated["tokens_per_s"] == pytest.approx(timed["result"]["tokens_per_s"], rel=0.01)
     assert calibrated["tokens_per_s"] != plain["tokens_per_s"]
+
+
+def test_suite_skips_what_the_budget_cannot_hold(capsys, tmp_path):
+    args = ["--suite", "--device=cpu", f"--suite_out={tmp_path}", "--suite_budget=1"]
+    code, stdout, _ = cli(bench.main, args, capsys)
+    records = json.loads((tmp_path / "suite.json").read_text())["records"]
+    assert code == 0 and all(r["skipped"].startswith("budget: ~") for r in records)
+    assert "[1/4] tiny-gpt2 b8 eager: skipped (budget: ~5 s, 1 s left)" in stdout
 
 
 def test_calibration_interpolates_in_log_parameters(tmp_path):

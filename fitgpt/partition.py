@@ -101,7 +101,8 @@ def _derived_from(node, parameters: set[str]) -> bool:
 @dataclass(frozen=True)
 class CompiledCount:
     """Bytes torch.compile keeps for backward: per token in each block and in the head (the
-    embedding, final norm, output layer and loss), and the weight copies (bf16 casts) per model."""
+    embedding, final norm, output layer and loss; with the loss's scalars, a few bytes over all
+    tokens), and the weight copies (bf16 casts) per model."""
 
     layer_per_token: float
     head_per_token: float
@@ -109,23 +110,19 @@ class CompiledCount:
 
 
 def compiled_count(config: GPTConfig, dtype: str = "bf16", block_size: int = 64) -> CompiledCount:
-    """Per-token and fixed saved bytes, from four partitions: one and two blocks, one and two
-    sequences (a shorter block_size than the config's changes nothing per token)."""
+    """Per-token and fixed saved bytes, from two partitions, of one block and of two, on one
+    sequence: every saved activation has a token dimension, the weight copies do not (a shorter
+    block_size than the config's changes nothing per token)."""
     small = replace(config, block_size=block_size)
-    totals = {}
+    activations, copies = {}, {}
     for layers in (1, 2):
-        for batch in (1, 2):
-            saved = saved_tensors(replace(small, n_layer=layers), batch, dtype)
-            activations = sum(t.bytes for t in saved if not t.parameter_copy)
-            copies = sum(t.bytes for t in saved if t.parameter_copy)
-            totals[layers, batch] = (activations, copies)
-    tokens = block_size
-    per_token = {layers: (totals[layers, 2][0] - totals[layers, 1][0]) / tokens for layers in (1, 2)}
-    layer = per_token[2] - per_token[1]
-    copies_per_layer = totals[2, 1][1] - totals[1, 1][1]
-    head_copies = totals[1, 1][1] - copies_per_layer
+        saved = saved_tensors(replace(small, n_layer=layers), 1, dtype)
+        activations[layers] = sum(t.bytes for t in saved if not t.parameter_copy) / block_size
+        copies[layers] = sum(t.bytes for t in saved if t.parameter_copy)
+    layer = activations[2] - activations[1]
+    copies_per_layer = copies[2] - copies[1]
     return CompiledCount(
         layer_per_token=layer,
-        head_per_token=per_token[1] - layer,
-        weight_copies=config.n_layer * copies_per_layer + head_copies,
+        head_per_token=activations[1] - layer,
+        weight_copies=config.n_layer * copies_per_layer + copies[1] - copies_per_layer,
     )

@@ -28,11 +28,10 @@ import shutil
 
 import configurator
 from fitgpt import accounting
-from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
+from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint, training_dataset
 from fitgpt.hf import export_hf
 from fitgpt.llama2c import export_llama2c
 from fitgpt.settings import ExportSettings
-from fitgpt.shards import dataset_meta
 from fitgpt.tokenization import GPT2_EOT, tokenizer_kind
 
 
@@ -42,7 +41,7 @@ def run(s: ExportSettings) -> str:
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, path)
     # the tokenizer is the training dataset's (GPT-2 BPE when it has no meta.json), as in sample.py
-    data_dir, meta = dataset_meta(checkpoint.get("config", {}))
+    data_dir, meta = training_dataset(checkpoint, path)
     if s.llama2c:
         header, tokenizer_bin = export_llama2c(model, meta, data_dir, s.llama2c)
         print(f"wrote {s.llama2c} (llama2.c v0, {header.describe()}, {os.path.getsize(s.llama2c):,} bytes)")

@@ -51,7 +51,18 @@ class TokenLoader:
         self.batch_size, self.block_size = batch_size, block_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.device = device
-        self.shards = [open_tokens(p) for p in self.paths]
+        names = sorted({os.path.basename(p).rsplit(f"_{split}_", 1)[0] for p in self.paths})
+        if len(names) > 1:
+            raise DataError(
+                f"{data_dir}: holds the {split} shards of {len(names)} datasets ({', '.join(names)}); a dataset "
+                f"folder holds one: move the others' shards to folders of their own"
+            )
+        self.shards = [open_tokens(p) for p in self.paths]  # memory maps, for check_vocab
+        # batches are read with pread, not from the maps: a shard cut short under a running job is
+        # then a short read and one line, where a map would kill the process with SIGBUS
+        self.files = [open(p, "rb") for p in self.paths]
+        self.offsets = [s.offset if isinstance(s, np.memmap) else 0 for s in self.shards]
+        self.vocab_size = None  # set by check_vocab: from then on every batch is checked against it
         self.sizes = np.array([len(s) for s in self.shards], dtype=np.int64)
         self.num_tokens = int(self.sizes.sum())
         # a window needs block_size + 1 tokens (the targets are the inputs shifted by one)
@@ -67,9 +78,10 @@ class TokenLoader:
         self.reset()
 
     def check_vocab(self, vocab_size: int, sample_tokens: int = 16384) -> int:
-        """Refuse shards holding token ids >= vocab_size, checked on the start, middle and end of
-        each shard (reading everything would take minutes on a large dataset); returns the
-        largest id seen."""
+        """Refuse shards holding token ids >= vocab_size, checked now on the start, middle and end
+        of each shard (reading everything would take minutes on a large dataset), and from now on
+        in every batch read (next_batch); returns the largest id seen."""
+        self.vocab_size = vocab_size
         largest = 0
         for path, shard in zip(self.paths, self.shards):
             n = len(shard)
@@ -123,12 +135,37 @@ class TokenLoader:
         self._skip_to(self.batches_read * self.world_size + self.rank)
         windows = self._draw()
         self.batches_read += 1
-        rows = np.stack([self.shards[i][s : s + self.block_size + 1] for i, s in windows]).astype(np.int64)
+        rows = np.stack([self._read(i, start) for i, start in windows]).astype(np.int64)
+        if self.vocab_size is not None and (rows.max() >= self.vocab_size or rows.min() < 0):
+            self._refuse(rows, windows)
         batch = torch.from_numpy(rows)
         if self.pin:  # page-locked memory lets the copy to the GPU overlap with compute
             batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True)
         return batch[:, :-1], batch[:, 1:]
+
+    def _read(self, shard: int, start: int) -> np.ndarray:
+        """block_size + 1 tokens of a shard from token start on."""
+        dtype, path = self.shards[shard].dtype, self.paths[shard]
+        want = (self.block_size + 1) * dtype.itemsize
+        data = os.pread(self.files[shard].fileno(), want, self.offsets[shard] + start * dtype.itemsize)
+        if len(data) < want:
+            raise DataError(
+                f"{path}: the shard changed size while this run read it (now {os.path.getsize(path):,} bytes, it "
+                f"held {len(self.shards[shard]):,} tokens); something rewrote it in place: prepare the dataset "
+                f"again (its prepare.py replaces shards whole), then resume"
+            )
+        return np.frombuffer(data, dtype)
+
+    def _refuse(self, rows: np.ndarray, windows: list[tuple[int, int]]) -> None:
+        """The one line for a batch holding a token id outside the vocabulary: the shard and position."""
+        row, column = (int(i) for i in np.argwhere((rows >= self.vocab_size) | (rows < 0))[0])
+        shard, start = windows[row]
+        raise DataError(
+            f"{self.paths[shard]}: token id {rows[row, column]} at position {start + column:,} is outside the "
+            f"model's vocabulary (vocab_size {self.vocab_size}); the shard is damaged (bytes changed on disk) or "
+            f"came from another tokenizer: prepare the dataset again"
+        )
 
     def state_dict(self) -> dict:
         """The stream's position after the micro-batches all ranks have read: the same on every

@@ -40,6 +40,9 @@ class TrainSettings:
     ckpt_interval: int = setting(0, "write ckpt.pt every this many iterations; 0 means eval_interval", min=0)
     keep_last: int = setting(0, "also keep this many older checkpoints as ckpt_<iter>.pt", min=0)
     always_save_checkpoint: bool = setting(True, "False: a periodic save happens only when val loss improved")
+    overwrite: bool = setting(
+        False, "start a new run in an out_dir holding one: its files are moved to out_dir/replaced-<time>/"
+    )
     init_from: str = setting(
         "scratch",
         "where the weights start",

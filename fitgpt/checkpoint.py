@@ -4,7 +4,8 @@ Everything a checkpoint holds and how it is written, found and read back.
 A training checkpoint is a dict: `model` (the un-compiled model's state dict), `model_args`
 (GPTConfig fields), `optimizer`, `scaler`, progress (`iter_num`, `tokens_seen`, `best_val_loss`,
 `skipped_batches`, `elapsed_s`), `config` (the run's settings), `loader` (each rank's data position), `rng`
-(Python, numpy, torch and CUDA generator states) and `versions`. It is written atomically
+(Python, numpy, torch and CUDA generator states; `rng_ranks`: every rank's), `tokenizer` (the
+dataset's tokenizer identity) and `versions`. It is written atomically
 (temporary file, fsync, rename) and read with torch.load(weights_only=True), which refuses
 arbitrary pickled objects. out_dir/ckpt.pt is the latest; keep_last also keeps ckpt_<iter>.pt.
 
@@ -172,9 +173,12 @@ def training_checkpoint(
     settings: dict,
     loader_state: dict,
     tokenizer: dict | None = None,
+    rng_states: list[dict] | None = None,
 ) -> dict:
     """The checkpoint of a run in progress (full, unsharded states: distributed.full_state);
-    tokenizer: its dataset's tokenization.tokenizer_identity."""
+    tokenizer: its dataset's tokenization.tokenizer_identity; rng_states: every rank's RNG
+    states, in rank order (this process's when None)."""
+    rng_states = rng_states or [capture_rng_state()]
     return {
         "tokenizer": tokenizer,
         "model": model_state,
@@ -184,7 +188,8 @@ def training_checkpoint(
         **dataclasses.asdict(progress),
         "config": settings,
         "loader": loader_state,
-        "rng": capture_rng_state(),
+        "rng": rng_states[0],  # rank 0's, as checkpoints before rng_ranks held
+        "rng_ranks": rng_states,
         "versions": library_versions(),
     }
 
@@ -205,8 +210,11 @@ def restore_training(
     if "loader" in checkpoint:
         state = checkpoint["loader"]
         loader.load_state_dict(state[0] if isinstance(state, list) else state)  # a list: per rank, before 12/2026
-    if "rng" in checkpoint:
-        restore_rng_state(checkpoint["rng"])
+    # each rank its own RNG states (dropout masks); a rank the checkpoint had none for (a run resumed
+    # on more ranks) keeps the fresh seed it was given
+    states = checkpoint.get("rng_ranks") or ([checkpoint["rng"]] if "rng" in checkpoint else [])
+    if dist.rank < len(states):
+        restore_rng_state(states[dist.rank])
     return Progress(**{f.name: checkpoint.get(f.name, f.default) for f in dataclasses.fields(Progress)})
 
 
@@ -261,6 +269,7 @@ class RunCheckpoints:
         reason: str,
     ) -> None:
         model_state, optimizer_state = distributed.full_state(model, optimizer, self.dist)  # every rank joins
+        rng_states = distributed.gather_objects(capture_rng_state(), self.dist)
         if not self.dist.master:
             return
         if not all(torch.isfinite(t).all() for t in model_state.values() if t.is_floating_point()):
@@ -277,6 +286,7 @@ class RunCheckpoints:
             self.settings,
             loader.state_dict(),
             self.tokenizer,
+            rng_states,
         )
         try:
             path = write_checkpoint(self.out_dir, checkpoint, self.keep_last)

@@ -121,3 +121,19 @@ def test_shutdown_is_clean_every_time(char_dataset, tmp_path):
     for attempt in range(20):
         result = run_script(*TORCHRUN, *args, f"--out_dir={tmp_path / str(attempt)}", check=False)
         assert result.returncode == 0 and "terminate called" not in result.stderr, (attempt, result.stderr[-2000:])
+
+
+@pytest.mark.slow
+def test_two_rank_dropout_run_resumes_bit_exact(char_dataset, tmp_path):
+    """Each rank draws its own dropout masks: a 2-rank checkpoint holds every rank's RNG states
+    and a 2-rank resume puts each back on its rank, so the resumed run is the uninterrupted one."""
+    two = tmp_path / "two"
+    run_script(*TORCHRUN, *as_args(settings(char_dataset, two, dropout=0.1)))
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copy(two / "ckpt_3.pt", resumed / "ckpt.pt")
+    run_script(*TORCHRUN, "--init_from=resume", f"--out_dir={resumed}")
+    assert [p for p in curve(two) if p[0] > 3] == curve(resumed)
+    a, b = (torch.load(folder / "ckpt.pt", weights_only=True) for folder in (two, resumed))
+    assert a["iter_num"] == b["iter_num"] == 6
+    assert all(torch.equal(tensor, b["model"][name]) for name, tensor in a["model"].items())

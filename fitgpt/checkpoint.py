@@ -16,13 +16,13 @@ benchmarks/checkpoint_bench.py).
 """
 
 import dataclasses
+import errno
 import glob
 import math
 import os
 import pickle
 import random
 import re
-import shutil
 import sys
 import time
 import zipfile
@@ -34,7 +34,7 @@ import torch
 from fitgpt import distributed
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import CheckpointError, ConfigError, RunFailure, first_line
-from fitgpt.fsutil import atomic_write, fsync_folder, hold_folder
+from fitgpt.fsutil import atomic_write, free_bytes, fsync_folder, hold_folder, size_text
 from fitgpt.loader import TokenLoader
 from fitgpt.settings import HF_NAMES, TrainSettings
 from fitgpt.shards import dataset_meta, read_meta
@@ -56,7 +56,27 @@ class Progress:
 
 
 def save_checkpoint(path: str, checkpoint: dict) -> None:
+    """Write a checkpoint atomically; refused at once (ENOSPC) when its folder has less free space
+    than it needs, rather than failing part-way through torch's writer."""
+    if free_bytes(os.path.dirname(path) or ".") < checkpoint_bytes(checkpoint):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
     atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+
+def checkpoint_bytes(checkpoint: dict) -> int:
+    """About the size of a checkpoint on disk: its tensors' storages (a shared one counted once),
+    plus room for the pickle and the archive's records."""
+    storages, stack = {}, [checkpoint]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return sum(storages.values()) + 2**16
 
 
 def older_copies(path: str) -> list[str]:
@@ -231,18 +251,20 @@ def write_checkpoint(out_dir: str, checkpoint: dict, keep_last: int = 0) -> str:
     return path
 
 
-def save_failure_message(out_dir: str, error: BaseException) -> str:
-    """One line for a checkpoint that could not be written: why, the free space, what is intact."""
-    if isinstance(error, OSError):
+def save_failure_message(out_dir: str, error: BaseException, needed: int) -> str:
+    """One line for a checkpoint of about needed bytes that could not be written: why, the free
+    space, what is intact. A full disk is named as such, whatever torch's writer said about it."""
+    free = free_bytes(out_dir)
+    if free < needed or (isinstance(error, OSError) and error.errno == errno.ENOSPC):
+        reason = f"no space left on device: a checkpoint needs about {size_text(needed)}"
+    elif isinstance(error, OSError):
         reason = error.strerror or str(error)
     else:
         reason = f"torch.save failed: {str(error).strip().splitlines()[-1]}"
-    free = shutil.disk_usage(out_dir).free
-    free_text = f"{free / 2**30:.2f} GiB" if free >= 2**30 else f"{free / 2**20:.1f} MiB"
     latest = os.path.join(out_dir, "ckpt.pt")
     intact = f"{latest} is intact" if os.path.exists(latest) else "no earlier checkpoint was written"
     return (
-        f"could not write a checkpoint in {out_dir} ({reason}; {free_text} free there); {intact}; "
+        f"could not write a checkpoint in {out_dir} ({reason}; {size_text(free)} free there); {intact}; "
         f"free disk space or choose another out_dir"
     )
 
@@ -291,7 +313,7 @@ class RunCheckpoints:
         try:
             path = write_checkpoint(self.out_dir, checkpoint, self.keep_last)
         except (OSError, RuntimeError) as e:  # torch's writer raises RuntimeError on a full disk
-            raise RunFailure(save_failure_message(self.out_dir, e)) from None
+            raise RunFailure(save_failure_message(self.out_dir, e, checkpoint_bytes(checkpoint))) from None
         self.last_path = path
         print(f"saved {path} at iteration {progress.iter_num} ({reason})", flush=True)
 

@@ -27,9 +27,11 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write names no file: name it
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     fsync_folder(os.path.dirname(os.path.abspath(path)))  # make the rename itself durable
 

@@ -1,6 +1,7 @@
 """Never lose a run: one run per out_dir, no silent overwrite, metrics only appended, datasets
 whole or refused, every bad token id and bad file one line."""
 
+import errno
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import torch
 import sample
 import train
 from conftest import ROOT, as_args, cli, load_script, tiny_settings
+from fitgpt import checkpoint, errors, fsutil
 from fitgpt.checkpoint import write_checkpoint
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.fsutil import hold_folder
@@ -203,3 +205,53 @@ def test_the_tokenizer_travels_with_the_run(char_dataset, shakespeare_text, tmp_
         f"{out}/ckpt.pt was trained with the tokenizer char, {full} symbols, table {table}, but "
         f"its dataset folder {data} now holds char, {fewer} symbols, table "
     )
+
+
+def test_a_disk_with_room_for_one_checkpoint_says_no_space_left(char_dataset, tmp_path, monkeypatch, capsys):
+    """The second save finds less free space than a checkpoint needs: refused before torch's
+    writer starts (which would fail part-way with 'unexpected pos ...'), named as a full disk."""
+    room = [10**12]  # free bytes: plenty for the first save, then what it left
+
+    def free_bytes(folder):
+        return room[0]
+
+    real_save = checkpoint.torch.save
+
+    def save(obj, f):
+        real_save(obj, f)
+        room[0] = 100 * 2**10
+
+    monkeypatch.setattr(checkpoint, "free_bytes", free_bytes)
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    out = tmp_path / "run"
+    args = as_args(tiny_settings(data_dir=char_dataset, out_dir=str(out), max_iters=8, eval_interval=4, eval_iters=1))
+    code, _, stderr = cli(train.main, args, capsys)
+    line = one_line(code, stderr, expected_code=1)
+    assert line.startswith(f"could not write a checkpoint in {out} (no space left on device: a checkpoint needs ")
+    assert line.endswith(
+        f" MiB; 0.1 MiB free there); {out}/ckpt.pt is intact; free disk space or choose another out_dir"
+    )
+    assert sorted(os.listdir(out)) == [".lock", "ckpt.pt", "config.json", "metrics.jsonl"]
+    assert torch.load(out / "ckpt.pt", weights_only=True)["iter_num"] == 4
+
+
+def test_a_full_disk_at_start_is_one_line_and_leaves_no_probe_file(tmp_path, monkeypatch):
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fsutil, "open", lambda *args, **kwargs: FullDisk(open(*args, **kwargs)), raising=False)
+    with pytest.raises(ConfigError) as e:
+        fsutil.hold_folder(str(tmp_path / "run"), "out_dir")
+    assert str(e.value).startswith(f"out_dir {tmp_path / 'run'}: no space left on device (")
+    assert str(e.value).endswith(" free); free disk space or choose another out_dir")
+    assert os.listdir(tmp_path / "run") == [".lock"]  # the lock file itself, and no .write_test.<pid>
+    with pytest.raises(OSError) as e:
+        fsutil.atomic_write(str(tmp_path / "run" / "config.json"), lambda f: f.write(b"{}"))
+    assert errors.os_error_line(e.value).startswith(f"no space left on device writing {tmp_path}/run/config.json (")

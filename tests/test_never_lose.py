@@ -243,6 +243,12 @@ def test_a_full_disk_at_start_is_one_line_and_leaves_no_probe_file(tmp_path, mon
         def __getattr__(self, name):
             return getattr(self.f, name)
 
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
         def write(self, text):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -240,6 +240,7 @@ class ExportSettings:
     out_dir: str = setting("out", "folder holding ckpt.pt")
     hf_dir: str = setting("", "where to write the Hugging Face folder; empty means out_dir/hf")
     llama2c: str = setting("", "write llama2.c's model.bin (v0, for run.c) and tokenizer.bin here, not a HF folder")
+    overwrite: bool = setting(False, "replace the files of an earlier export in hf_dir (or llama2c's files)")
 
     def __post_init__(self):
         check_fields(self)

@@ -39,6 +39,7 @@ import torch
 import configurator
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint, training_dataset
 from fitgpt.errors import ConfigError
+from fitgpt.fsutil import file_problem
 from fitgpt.llama2c import load_llama2c
 from fitgpt.runtime import setup_device
 from fitgpt.settings import SampleSettings
@@ -49,8 +50,9 @@ from model import GPT
 def read_prompt(start: str) -> str:
     if start.startswith("FILE:"):
         path = start[len("FILE:") :]
-        if not os.path.isfile(path):
-            raise ConfigError(f"prompt file not found: {path}")
+        problem = file_problem(path)
+        if problem:
+            raise ConfigError(f"prompt file {path}: {problem}")
         with open(path, encoding="utf-8") as f:
             return f.read()
     return start

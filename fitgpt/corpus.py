@@ -53,6 +53,9 @@ def expand(patterns: list[str]) -> list[str]:
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matches:
             raise DataError(f"{pattern}: no such file (or no file matches the pattern)")
+        for path in matches:
+            if os.path.isdir(path):
+                raise DataError(f"{path}: a directory, not a file; pass the files in it, e.g. '{path}/*.txt'")
         files += matches
     return list(dict.fromkeys(files))  # a file matched by two patterns is read once
 

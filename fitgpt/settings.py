@@ -32,7 +32,7 @@ def is_existing_path(value: object) -> bool:
 @dataclass
 class TrainSettings:
     # output and checkpoints
-    out_dir: str = setting("out", "folder for ckpt.pt and metrics.jsonl")
+    out_dir: str = setting("out", "folder for ckpt.pt and metrics.jsonl", required=True)
     eval_interval: int = setting(250, "evaluate every this many iterations", min=1)
     eval_iters: int = setting(20, "batches per split per evaluation", min=1)
     log_interval: int = setting(10, "print and log a training line every this many iterations", min=1)
@@ -194,7 +194,7 @@ class BenchSettings(TrainSettings):
 
 @dataclass
 class SampleSettings:
-    out_dir: str = setting("out", "folder holding ckpt.pt")
+    out_dir: str = setting("out", "folder holding ckpt.pt", required=True)
     init_from: str = setting("", "a llama2.c .bin file (v0 or v1, e.g. stories15M.bin) to sample instead of ckpt.pt")
     tokenizer: str = setting("", "with init_from: llama2.c's tokenizer.model, or a dataset folder")
     start: str = setting("\n", "prompt text, or FILE:path to read it from a file")
@@ -215,7 +215,7 @@ class SampleSettings:
 
 @dataclass
 class EvaluateSettings:
-    out_dir: str = setting("out", "folder holding ckpt.pt; the result is added to its metrics.jsonl")
+    out_dir: str = setting("out", "folder holding ckpt.pt; the result is added to its metrics.jsonl", required=True)
     init_from: str = setting(
         "",
         "empty: out_dir's checkpoint",
@@ -237,7 +237,7 @@ class EvaluateSettings:
 
 @dataclass
 class ExportSettings:
-    out_dir: str = setting("out", "folder holding ckpt.pt")
+    out_dir: str = setting("out", "folder holding ckpt.pt", required=True)
     hf_dir: str = setting("", "where to write the Hugging Face folder; empty means out_dir/hf")
     llama2c: str = setting("", "write llama2.c's model.bin (v0, for run.c) and tokenizer.bin here, not a HF folder")
     overwrite: bool = setting(False, "replace the files of an earlier export in hf_dir (or llama2c's files)")

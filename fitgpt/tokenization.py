@@ -119,6 +119,8 @@ def load_sentencepiece(model_path: str):  # -> sentencepiece.SentencePieceProces
     """The SentencePiece model in model_path, or a one-line error naming the file."""
     import sentencepiece
 
+    if os.path.isdir(model_path):
+        raise ConfigError(f"{model_path}: a directory, not a SentencePiece model file")
     if not os.path.isfile(model_path):
         raise ConfigError(f"{model_path}: no such SentencePiece model file")
     try:

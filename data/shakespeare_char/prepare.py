@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fitgpt.bpb import val_bytes
 from fitgpt.downloads import download_text
 from fitgpt.errors import ConfigError, DataError, exit_on_error
+from fitgpt.fsutil import file_problem
 from fitgpt.shards import shard_name, write_meta, write_shard
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -47,8 +48,9 @@ def main(argv=None):
     parser.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
     args = parser.parse_args(argv)
     if args.input:
-        if not os.path.isfile(args.input):
-            raise ConfigError(f"--input {args.input}: no such file")
+        problem = file_problem(args.input)
+        if problem:
+            raise ConfigError(f"--input {args.input}: {problem}")
         with open(args.input, encoding="utf-8") as f:
             text = f.read()
         if not text:

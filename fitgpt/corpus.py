@@ -79,6 +79,7 @@ def parquet_text_bytes(pf, field: str) -> int:
 
 def open_parquet(path: str, field: str):
     """A pyarrow ParquetFile that has the text column, or a one-line error naming the columns it has."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -86,6 +87,9 @@ def open_parquet(path: str, field: str):
         raise DataError(
             f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text-field"
         )
+    kind = pf.schema_arrow.field(field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise DataError(f"{path}: its {field!r} column holds {kind}, not text; pass the right --text-field")
     return pf
 
 
@@ -234,9 +238,28 @@ class LocalDocuments:
                 yield from _json_batches(path, self.field)
 
 
+def decode_text(data: bytes, path: str, first_line: int = 1) -> str:
+    """data, read from path from its line first_line on, as UTF-8 text; a binary file or text in
+    another encoding is one line naming the file and the line."""
+    if b"\x00" in data:
+        line = first_line + data.count(b"\n", 0, data.index(b"\x00"))
+        raise DataError(
+            f"{path}: a binary file, not text (a NUL byte on line {line:,}); pass text files (.txt, .jsonl, .json, "
+            f".parquet)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = first_line + data.count(b"\n", 0, e.start)
+        raise DataError(
+            f"{path}: line {line:,} is not UTF-8 text (byte 0x{data[e.start]:02x}): the file is in another encoding; "
+            f"convert it to UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > converted{os.path.splitext(path)[1]}"
+        ) from None
+
+
 def _read_text(path):
-    with open(path, encoding="utf-8") as f:
-        return [f.read()]
+    with open(path, "rb") as f:
+        return [decode_text(f.read(), path)]
 
 
 def _parquet_batches(path, field):
@@ -255,7 +278,12 @@ def _json_batches(path, field):
     with open(path, "rb") as f:
         if f.read(4096).lstrip().startswith(b"["):  # one JSON list: parsed whole, here
             f.seek(0)
-            yield from _text_batches(_field_texts(json.loads(f.read().decode("utf-8")), path, field))
+            try:
+                records = json.loads(decode_text(f.read(), path))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {e.lineno:,} is not valid JSON ({e.msg}); fix that line") from None
+            texts = _field_texts(enumerate(records), path, field, lambda i: f"record {i + 1:,}")
+            yield from _text_batches(texts)
             return
         # JSON lines: runs of whole lines, as byte ranges that the worker reads (no text through a pipe)
         start, size = 0, os.fstat(f.fileno()).st_size
@@ -272,21 +300,53 @@ def _json_lines(source):
     with open(path, "rb") as f:
         f.seek(start)
         chunk = f.read(end - start)
+
+    def where(i):  # the file's line number of the chunk's line i, counted only for an error
+        return f"line {_lines_before(path, start) + i + 1:,}"
+
+    records = []
     # bytes.splitlines breaks lines where text-mode reading does (\n, \r\n, \r), unlike str.splitlines
-    lines = (line.decode("utf-8") for line in chunk.splitlines())
-    return _field_texts((json.loads(line) for line in lines if line.strip()), path, field)
+    for i, line in enumerate(chunk.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            records.append((i, json.loads(line.decode("utf-8"))))
+        except ValueError as e:  # UnicodeDecodeError or json.JSONDecodeError
+            decode_text(line, path, _lines_before(path, start) + i + 1)  # binary, or another encoding
+            raise DataError(
+                f"{path}: {where(i)} is not valid JSON ({e.msg}); fix or remove that line (one JSON object per line)"
+            ) from None
+    return _field_texts(records, path, field, where)
 
 
-def _field_texts(records, path, field):
-    """The non-null values of field in records."""
+def _lines_before(path, offset):
+    """How many lines of path end before byte offset."""
+    count = 0
+    with open(path, "rb") as f:
+        while offset > 0 and (block := f.read(min(offset, 1 << 24))):
+            count, offset = count + block.count(b"\n"), offset - len(block)
+    return count
+
+
+def _field_texts(records, path, field, where):
+    """The non-null values of field in records, (index, record) pairs; where(index) names one in an error."""
     texts = []
-    for record in records:
+    for i, record in records:
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}: {where(i)} is a JSON {type(record).__name__}, not an object; each record should be like "
+                f'{{"{field}": "..."}}'
+            )
         if field not in record:
             raise DataError(
-                f"{path}: a record has no {field!r} field (it has {', '.join(record)}); pass the right --text-field"
+                f"{path}: {where(i)} has no {field!r} field (it has {', '.join(record) or 'none'}); pass the right "
+                f"--text-field"
             )
-        if record[field] is not None:
-            texts.append(record[field])
+        if record[field] is None:
+            continue
+        if not isinstance(record[field], str):
+            raise DataError(f"{path}: {where(i)}: its {field!r} is a JSON {type(record[field]).__name__}, not text")
+        texts.append(record[field])
     return texts
 
 

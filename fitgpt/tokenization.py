@@ -198,14 +198,14 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, out_dir: str, max
         return model
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, f"tok{vocab_size}.tmp")
-    with open(tmp + ".txt", "w", encoding="utf-8") as f:
-        room = math.inf if max_chars is None else int(max_chars)  # characters still to write
-        for text in texts:
-            if room <= 0:
-                break
-            f.write((text if len(text) <= room else text[:room]) + "\n")
-            room -= len(text)
     try:
+        with open(tmp + ".txt", "w", encoding="utf-8") as f:  # removed below, whatever goes wrong
+            room = math.inf if max_chars is None else int(max_chars)  # characters still to write
+            for text in texts:
+                if room <= 0:
+                    break
+                f.write((text if len(text) <= room else text[:room]) + "\n")
+                room -= len(text)
         sentencepiece.SentencePieceTrainer.train(
             input=tmp + ".txt",
             model_prefix=tmp,

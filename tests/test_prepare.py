@@ -366,7 +366,7 @@ def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
     [
         (["--input", "nowhere/*.jsonl"], r"nowhere/\*\.jsonl: no such file"),
         (["--input", "{csv}"], r"a\.csv: unsupported file type"),
-        (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: a record has no 'body' field \(it has text, id\)"),
+        (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: line 1 has no 'body' field \(it has text, id\)"),
         (["--input", "{parquet}", "--text-field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
     ],
 )
@@ -378,3 +378,49 @@ def test_text_errors_are_one_line(files, tmp_path, request, args, message):
     args = [a.format(csv=csv, jsonl=files[0], parquet=files[1]) for a in args]
     with pytest.raises(FitGPTError, match=message):
         load_script("text").main([*args, "--out_dir", str(tmp_path / "out"), "--num-proc", "1"])
+
+
+LATIN1 = "Où est le café? À la crème brûlée.\n".encode("latin-1") * 50
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
+
+
+@pytest.mark.parametrize("script", ["shakespeare_char", "text"])
+@pytest.mark.parametrize("kind", ["latin1", "png"])
+def test_bad_text_is_one_line_naming_the_file(tmp_path, script, kind):
+    """Text in another encoding or a binary file given as text: one line naming the file and the
+    line, saying what to do, and no tokenizer-training file (tok*.tmp.txt) left behind."""
+    path = tmp_path / "input.txt"
+    path.write_bytes(LATIN1 if kind == "latin1" else PNG)
+    out = tmp_path / "out"
+    with pytest.raises(FitGPTError) as e:
+        if script == "shakespeare_char":
+            load_script(script).main(["--input", str(path), "--out_dir", str(out)])
+        else:  # a vocabulary trained on it: the text is read before anything is tokenized
+            load_script(script).main(["--input", str(path), "--out_dir", str(out), "--vocab-size", "300"])
+    expected = {
+        "latin1": f"{path}: line 1 is not UTF-8 text (byte 0xf9): the file is in another encoding; convert it to "
+        f"UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > converted.txt",
+        "png": f"{path}: a binary file, not text (a NUL byte on line 3); pass text files (.txt, .jsonl, .json, "
+        f".parquet)",
+    }[kind]
+    assert str(e.value) == expected
+    assert not [p for p in glob.glob(str(tmp_path / "**" / "*"), recursive=True) if ".tmp" in p]
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"text": "a broken line"', "line 3 is not valid JSON (Expecting ',' delimiter); fix or remove that line"),
+        ('["a", "list"]', 'line 3 is a JSON list, not an object; each record should be like {"text": "..."}'),
+        ('{"text": 42}', "line 3: its 'text' is a JSON int, not text"),
+        ('{"text": "caf\xe9"}', "line 3 is not UTF-8 text (byte 0xe9)"),
+    ],
+)
+def test_a_bad_json_line_is_named_by_file_and_line(tmp_path, gpt2_encoding, line, message):
+    """Found by a tokenizer process, and reported by the main one, in one line."""
+    path = tmp_path / "a.jsonl"
+    good = json.dumps({"text": "a good line"})
+    path.write_bytes("\n".join([good, good, line, good]).encode("latin-1"))
+    with pytest.raises(FitGPTError) as e:
+        load_script("text").main(["--input", str(path), "--out_dir", str(tmp_path / "out"), "--num-proc", "2"])
+    assert str(e.value).startswith(f"{path}: {message}")

@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from fitgpt.bpb import val_bytes
+from fitgpt.corpus import decode_text
 from fitgpt.downloads import download_text
 from fitgpt.errors import ConfigError, DataError, exit_on_error
 from fitgpt.fsutil import file_problem
@@ -51,8 +52,8 @@ def main(argv=None):
         problem = file_problem(args.input)
         if problem:
             raise ConfigError(f"--input {args.input}: {problem}")
-        with open(args.input, encoding="utf-8") as f:
-            text = f.read()
+        with open(args.input, "rb") as f:
+            text = decode_text(f.read(), args.input)  # a binary file or another encoding: one line
         if not text:
             raise DataError(f"--input {args.input} is empty")
     else:

@@ -14,11 +14,13 @@ stream into fixed-size shards (shards.py format), val first, so shard k depends 
 documents and the sizes. Memory stays bounded whatever the corpus: documents are streamed, a few batches
 are in flight, and one shard-sized uint16 buffer is filled and written.
 
-Resuming: shards are only ever visible complete (shards.write_shard renames a finished temp
-file), and delimiters appear only between documents, so the full shards already on disk say
-how many documents they hold and how far into the last one they reach. A rerun keeps them,
-skips those documents without tokenizing them, and continues from that token: its output is
-byte-identical to an uninterrupted run.
+Resuming: the scripts write into a staging folder (staging.building), where shards are only
+ever visible complete (shards.write_shard renames a finished temp file), and delimiters appear
+only between documents, so the full shards already there say how many documents they hold and
+how far into the last one they reach. A rerun of the same job keeps them, skips those documents
+without tokenizing them, and continues from that token: its output is byte-identical to an
+uninterrupted run. Bad input (another encoding, a binary file, a broken JSON line) is one line
+naming the file and the line.
 """
 
 import argparse
@@ -27,6 +29,8 @@ import json
 import math
 import os
 import re
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +40,7 @@ from contextlib import closing
 import numpy as np
 from tqdm import tqdm
 
+from fitgpt import staging
 from fitgpt.bpb import val_bytes
 from fitgpt.downloads import tiktoken_encoding
 from fitgpt.errors import DataError, RunFailure
@@ -116,12 +121,13 @@ def val_tokens_for(files: list[str], wanted: int, field: str = "text") -> int:
     return val
 
 
-def require_train_tokens(out_dir: str, name: str, tokens: int, val_tokens: float, fix: str) -> None:
-    """Refuse a dataset whose every token went to the val split: nothing to train on."""
+def require_train_tokens(folder: str, name: str, tokens: int, val_tokens: float, fix: str, *, out_dir: str) -> None:
+    """Refuse a dataset (being built in folder, for out_dir) whose every token went to the val
+    split: nothing to train on."""
     if tokens > val_tokens:
         return
-    stream = [open_tokens(p) for p in glob.glob(os.path.join(out_dir, f"{name}_*.bin"))]
-    delimiter = read_meta(out_dir)["eot_id"]
+    stream = [open_tokens(p) for p in glob.glob(os.path.join(folder, f"{name}_*.bin"))]
+    delimiter = read_meta(folder)["eot_id"]
     if not stream or np.all(np.concatenate(stream) == delimiter):  # the delimiters of empty documents only
         raise DataError(f"{out_dir}: the input held no text (no documents, or only empty ones); nothing to train on")
     raise DataError(
@@ -165,22 +171,22 @@ def dataset_vocabulary(
 
 
 def copy_tokenizer_model(path: str, out_dir: str) -> str:
-    """out_dir/<the file's name>, a copy of the SentencePiece model in path (written atomically).
-    A different model of that name already there is refused: its shards may have come from it."""
+    """out_dir/<the file's name>, a copy of the SentencePiece model in path (written atomically)."""
     os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, os.path.basename(path))
     with open(path, "rb") as f:
         model = f.read()
-    if os.path.exists(target):
-        with open(target, "rb") as f:
-            if f.read() == model:
-                return target
-        raise DataError(
-            f"{target}: a different SentencePiece model of that name is already there (its shards may come from it); "
-            f"delete the folder's shards and that file, or choose another output folder"
-        )
     atomic_write(target, lambda f: f.write(model))
     return target
+
+
+def tokenizer_model_identity(path: str | None) -> list | None:
+    """A --tokenizer-model file's part of a prepare job (staging.building), refused first when it
+    is not a usable SentencePiece model; None without one."""
+    if path is None:
+        return None
+    sentencepiece_meta(path)
+    return staging.files_identity([path])
 
 
 def dataset_texts(ds, field: str, source: str) -> Iterator[str]:
@@ -392,9 +398,19 @@ def load_encoder(model_file: str | None = None) -> Callable:
     return sentencepiece.SentencePieceProcessor(model_file=model_file).encode
 
 
-def _init_worker(model_file, delimiter):
+def _init_worker(model_file, delimiter, parent=None):
     global _encode, _delimiter
     _encode, _delimiter = load_encoder(model_file), np.array([delimiter], np.uint16)
+    if parent is not None:  # a worker process: it ends with its parent, however the parent ends
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent):
+    """Exit once the parent process is gone (killed, even by SIGKILL, it cannot stop its workers,
+    which would otherwise go on waiting for work)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _encode_batch(read, source):
@@ -418,7 +434,7 @@ def tokenize(
     _init_worker(model_file, delimiter)
     # an executor, not multiprocessing.Pool: a worker killed (e.g. out of memory) fails the run
     # instead of hanging it forever
-    with ProcessPoolExecutor(num_proc, initializer=_init_worker, initargs=(model_file, delimiter)) as pool:
+    with ProcessPoolExecutor(num_proc, initializer=_init_worker, initargs=(model_file, delimiter, os.getpid())) as pool:
         pending = deque()
         try:
             for read, source in batches:
@@ -530,18 +546,10 @@ def write_dataset(
     desc: str | None = None,
 ) -> tuple[int, int]:
     """Write meta.json, then tokenize an iterable of documents into shards (see ShardWriter),
-    resuming after the complete shards already in out_dir, then count the val text's bytes into
-    meta.json (bpb.py). Returns (index after the last
-    shard, total tokens)."""
+    resuming after the complete shards already in out_dir (a staging.building folder: its job
+    fixes the tokenizer and the documents), then count the val text's bytes into meta.json
+    (bpb.py). Returns (index after the last shard, total tokens)."""
     os.makedirs(out_dir, exist_ok=True)
-    old = read_meta(out_dir)
-    if old is not None:
-        old.pop("val_bytes", None)  # the val text's byte count (bpb.py) is no part of the tokenizer
-    if old not in (None, meta) and glob.glob(os.path.join(out_dir, f"{name}_*.bin")):
-        raise DataError(
-            f"{out_dir}: holds {name} shards of another tokenizer (meta.json: {old}); "
-            f"delete them or choose another output folder"
-        )
     write_meta(out_dir, meta)
     writer = ShardWriter(out_dir, name, shard_tokens, val_tokens, first_index, max_tokens)
     delimiter = meta["eot_id"]  # GPT-2's end-of-text, or a SentencePiece model's BOS

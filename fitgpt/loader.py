@@ -1,8 +1,10 @@
 """
 Batches of (inputs, targets) from a dataset folder of token shards, used by train.py and bench.py.
 
-Every shard is memory-mapped lazily: opening a dataset reads only headers, and a batch reads only
-its B*(T+1) tokens. Two orders:
+Opening a dataset reads only the shards' headers, and a batch reads only its B*(T+1) tokens, with
+pread (a shard cut short under a running job is then one line, where a memory map would be
+SIGBUS); from the start-up check on (check_vocab), every batch's ids are checked against the
+vocabulary, so a damaged shard is one line naming it and the position. Two orders:
   'random'     - each row is a window at a random offset of a random shard, shards weighted by
                  size (nanoGPT), drawn from one seeded stream.
   'sequential' - a seeded permutation of the shards, each read front to back in contiguous
@@ -22,6 +24,7 @@ import sys
 import numpy as np
 import torch
 
+from fitgpt import staging
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import REPO, data_dir_of, find_shards, open_tokens
@@ -220,9 +223,10 @@ def run_loaders(
 
 def prepare_if_missing(config: dict) -> str:
     """The run's dataset folder; with auto_prepare, data/<dataset>/prepare.py runs first when it
-    has no train shards. A missing dataset is one line naming the command that makes it."""
+    has no train shards (or a prepare run stopped part-way). A missing dataset, or one a prepare
+    run left unfinished, is one line naming the command that makes it."""
     path = data_dir_of(config)
-    if find_shards(path, "train"):
+    if find_shards(path, "train") and not staging.swapping(path):
         return path
     dataset = config.get("dataset", "")
     prepare = os.path.join(REPO, "data", dataset, "prepare.py")
@@ -234,6 +238,7 @@ def prepare_if_missing(config: dict) -> str:
             raise DataError(f"dataset {dataset!r} could not be prepared by {os.path.relpath(prepare)}: {last}")
         sys.stderr.write(result.stderr)
         return path
+    staging.check_whole(path)
     if dataset == "fineweb_edu":
         hint = "run: python data/fineweb/prepare.py --dataset fineweb-edu"
     elif os.path.exists(prepare) and not config.get("data_dir"):

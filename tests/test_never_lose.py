@@ -17,13 +17,13 @@ import torch
 import sample
 import train
 from conftest import ROOT, as_args, cli, load_script, tiny_settings
-from fitgpt import checkpoint, errors, fsutil
+from fitgpt import checkpoint, errors, fsutil, staging
 from fitgpt.checkpoint import write_checkpoint
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.fsutil import hold_folder
 from fitgpt.loader import TokenLoader
 from fitgpt.metrics import MetricsLog
-from fitgpt.shards import HEADER_BYTES
+from fitgpt.shards import HEADER_BYTES, read_meta
 
 SHORT = dict(max_iters=4, eval_interval=4, eval_iters=1)
 
@@ -261,3 +261,65 @@ def test_a_full_disk_at_start_is_one_line_and_leaves_no_probe_file(tmp_path, mon
     with pytest.raises(OSError) as e:
         fsutil.atomic_write(str(tmp_path / "run" / "config.json"), lambda f: f.write(b"{}"))
     assert errors.os_error_line(e.value).startswith(f"no space left on device writing {tmp_path}/run/config.json (")
+
+
+def dataset_bytes(folder):
+    """{name: bytes} of a dataset folder's files (not its lock, nor a partial build)."""
+    return {n: (folder / n).read_bytes() for n in sorted(os.listdir(folder)) if n not in (".lock", ".partial")}
+
+
+KILLED_PREPARE = """
+import os, runpy, signal, sys
+sys.path.insert(0, {root!r})
+from fitgpt import fsutil, shards
+written = []
+def write_shard(path, tokens):  # killed half-way through its 2nd shard (train), as kill -9 would
+    if written:
+        fsutil.atomic_write(path, lambda f: (f.write(b"x" * 4096), f.flush(), os.kill(os.getpid(), signal.SIGKILL)))
+    written.append(path)
+    real(path, tokens)
+real, shards.write_shard = shards.write_shard, write_shard
+sys.argv = ["prepare.py", *{args!r}]
+runpy.run_path(os.path.join({root!r}, "data", "shakespeare_char", "prepare.py"), run_name="__main__")
+"""
+
+
+def test_a_killed_prepare_leaves_the_old_dataset_whole(char_dataset, shakespeare_text, tmp_path):
+    data = copy_dataset(char_dataset, tmp_path / "data")
+    before = dataset_bytes(data)
+    lower = tmp_path / "lower.txt"
+    lower.write_text(shakespeare_text.lower())
+    script = KILLED_PREPARE.format(root=ROOT, args=["--input", str(lower), "--out_dir", str(data)])
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert dataset_bytes(data) == before  # no new val shard beside the old train shard and meta.json
+    load_script("shakespeare_char").main(["--input", str(lower), "--out_dir", str(data)])  # run again: done
+    assert read_meta(str(data))["vocab_size"] == len(set(shakespeare_text.lower()))
+    assert sorted(os.listdir(data)) == sorted([*before, ".lock"])  # the same files, new; no temp file left
+
+
+def test_a_kill_while_swapping_is_refused_then_finished(char_dataset, shakespeare_text, tmp_path, monkeypatch, capsys):
+    data = copy_dataset(char_dataset, tmp_path / "data")
+    moves, real_replace = [], os.replace
+
+    def replace(src, dst):  # killed after moving the first new file in
+        if ".partial" in str(src) and ".partial" not in str(dst):
+            moves.append(dst)
+            if len(moves) == 2:
+                raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(staging.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        load_script("shakespeare_char").prepare(shakespeare_text.lower(), str(data))
+    monkeypatch.undo()
+    code, _, stderr = cli(train.main, as_args(tiny_settings(data_dir=str(data), out_dir=str(tmp_path / "run"))), capsys)
+    assert one_line(code, stderr) == (
+        f"{data}: a prepare.py run was replacing this dataset and stopped part-way; run the same prepare command "
+        f"again to finish it"
+    )
+    load_script("shakespeare_char").prepare(shakespeare_text.lower(), str(data))
+    assert not os.path.exists(data / ".swapping") and not os.path.exists(data / ".partial")
+    reference = tmp_path / "reference"
+    load_script("shakespeare_char").prepare(shakespeare_text.lower(), str(reference))
+    assert dataset_bytes(data) == dataset_bytes(reference)

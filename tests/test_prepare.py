@@ -5,6 +5,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece
 
-from conftest import ROOT, load_script, run_script
+import train
+from conftest import ROOT, cli, load_script, run_script
 from fitgpt import corpus, downloads
 from fitgpt.errors import FitGPTError
 from fitgpt.shards import open_tokens, read_header, read_meta
@@ -111,27 +113,40 @@ def test_text_round_trip(docs, reference, gpt2_encoding):
     assert read_meta(reference) == {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT, "val_bytes": val_bytes}
 
 
-def test_resume_is_byte_identical(files, reference, tmp_path, capsys):
+def test_resume_is_byte_identical(files, reference, tmp_path, capsys, monkeypatch):
     expected = shard_files(reference)
     no_delimiter = [i for i, p in enumerate(shard_paths(reference)) if EOT not in open_tokens(p)]
     assert no_delimiter, "the corpus should have a shard inside one document"
     text = load_script("text")
+    real_write = corpus.write_shard
     for keep in range(1, len(expected)):  # resuming in each file, inside worker tasks
         out = tmp_path / f"keep{keep}"
-        out.mkdir()
-        for name, data in expected.items():  # an interrupted run: its complete shards...
-            if int(name[-10:-4]) < keep:
-                (out / name).write_bytes(data)
+        written = []
+
+        def write_shard(path, tokens, written=written, keep=keep):  # Ctrl-C after the first `keep` shards
+            if len(written) == keep:
+                raise KeyboardInterrupt
+            real_write(path, tokens)
+            written.append(path)
+
+        monkeypatch.setattr(corpus, "write_shard", write_shard)
+        with pytest.raises(KeyboardInterrupt):
+            text.prepare(files, str(out), val_tokens=3000, shard_tokens=SHARD, num_proc=2)
+        monkeypatch.setattr(corpus, "write_shard", real_write)
+        partial = out / ".partial"  # the interrupted run's complete shards, and no dataset yet
+        assert sorted(shard_files(partial)) == sorted(os.path.basename(p) for p in written)
+        assert not shard_files(out)
         name = os.path.basename(shard_paths(reference)[keep])  # ...a truncated shard and a temp file
-        (out / name).write_bytes(expected[name][:2000])
-        (out / f"{name}.tmp.12345").write_bytes(expected[name][:3000])
+        (partial / name).write_bytes(expected[name][:2000])
+        (partial / f"{name}.tmp.12345").write_bytes(expected[name][:3000])
+        capsys.readouterr()
         text.prepare(files, str(out), val_tokens=3000, shard_tokens=SHARD, num_proc=2)
         assert f"resuming after {keep} complete shards" in capsys.readouterr().out
         assert shard_files(out) == expected
-        assert not glob.glob(str(out / "*.tmp.*"))
+        assert not glob.glob(str(out / "*.tmp.*")) and not os.path.exists(partial)
 
 
-def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path):
+def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path, capsys):
     text = load_script("text")
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, max_tokens=12_345, num_proc=2)
     assert [
@@ -139,7 +154,9 @@ def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path):
     ] == [3000, SHARD, 4345]
     assert len(shard_files(tmp_path)) == 3
     np.testing.assert_array_equal(token_stream(tmp_path), token_stream(reference)[:12_345])
+    capsys.readouterr()
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, num_proc=2)  # a larger budget
+    assert "resuming after 2 complete shards" in capsys.readouterr().out  # the finished dataset's, reused
     assert shard_files(tmp_path) == shard_files(reference)
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, max_tokens=8000, num_proc=2)
     assert sorted(shard_files(tmp_path)) == ["text_train_000001.bin", "text_val_000000.bin"]
@@ -206,7 +223,22 @@ runpy.run_path(os.path.join({root!r}, "data", "fineweb", "prepare.py"), run_name
 """
 
 
-def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encoding):
+def living_in_group(pgid):
+    """The processes of a process group that are still running (not zombies), from /proc."""
+    living = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            living.append(int(entry))
+    return living
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process groups from /proc")
+def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encoding, capsys):
     args = ["--local", *files, "--out_dir", str(tmp_path / "out"), "--shard-tokens", str(SHARD), "--num-proc", "2"]
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASH.format(root=ROOT, args=args)],
@@ -217,17 +249,28 @@ def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encodi
     )
     try:
         assert proc.wait(timeout=60) == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while living_in_group(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not living_in_group(proc.pid)  # its tokenizer processes ended with it
     finally:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # its orphaned pool workers
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     out = tmp_path / "out"
-    assert len(glob.glob(str(out / "*.tmp.*"))) == 1  # the shard being written when it died...
-    visible = shard_files(out)
+    assert not shard_files(out)  # no dataset until it is complete...
+    partial = out / ".partial"
+    assert len(glob.glob(str(partial / "*.tmp.*"))) == 1  # ...the shard being written when it died...
+    visible = shard_files(partial)
     assert sorted(visible) == ["fineweb_train_000001.bin", "fineweb_train_000002.bin", "fineweb_val_000000.bin"]
-    for name in visible:  # ...is not visible: every shard there is complete
-        assert read_header(out / name) == SHARD
+    for name in visible:  # ...is not visible: every shard there is complete, and resumes
+        assert read_header(partial / name) == SHARD
+    code, _, stderr = cli(train.main, [f"--data_dir={out}", "--device=cpu"], capsys)
+    assert code == 2 and stderr == (
+        f"error: {out}: its dataset is not finished (a prepare.py run stopped part-way; its work so far is in "
+        f"{partial}); run the same prepare command again to finish it\n"
+    )
     run_script("data/fineweb/prepare.py", *args)
     reference = tmp_path / "reference"
     run_script("data/fineweb/prepare.py", *args[:-5], str(reference), *args[-4:])
@@ -300,8 +343,8 @@ def test_text_with_tokenizer_model_reuses_its_ids(docs, files, llama_like_model,
     other = tmp_path / "other" / "tokenizer.model"
     other.parent.mkdir()
     os.replace(train_sentencepiece(docs, 360, str(other.parent)), other)
-    with pytest.raises(FitGPTError, match=r"out/tokenizer.model: a different SentencePiece model of that name"):
-        load_script("text").main([*args[:-3], str(other), "--val-tokens", "3000"])
+    load_script("text").main([*args[:-3], str(other), "--val-tokens", "3000"])  # another vocabulary: replaced
+    assert (out / "tokenizer.model").read_bytes() == other.read_bytes() and read_meta(out)["vocab_size"] == 360
     with pytest.raises(FitGPTError, match=r"c\.txt: not a SentencePiece model \("):
         load_script("text").main([*args[:-3], files[2], "--out_dir", str(tmp_path / "none")])
     assert not os.path.exists(tmp_path / "none")
@@ -338,27 +381,38 @@ def test_tinystories_gpt2_with_val_files(docs, tmp_path, gpt2_encoding):
     assert read_meta(out)["tokenizer"] == "gpt2"
 
 
-def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
+def test_a_dataset_of_another_tokenizer_is_replaced_whole(files, reference, tmp_path, capsys):
+    """A folder holding a GPT-2 dataset, prepared again with a SentencePiece vocabulary: said
+    when it starts and when it is done, and no shard of the old one is left to mix in."""
     out = tmp_path / "out"
     out.mkdir()
     for name, data in shard_files(reference).items():
         (out / name.replace("text_", "tinystories_")).write_bytes(data)
     (out / "meta.json").write_text(json.dumps({"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT}))
-    with pytest.raises(FitGPTError, match=r"out: holds tinystories shards of another tokenizer"):
-        load_script("tinystories").main(
-            [
-                "--local",
-                *files[:1],
-                "--local-val",
-                files[1],
-                "--text-field",
-                "text",
-                "--vocab-size",
-                "400",
-                "--out_dir",
-                str(out),
-            ]
-        )
+    old = len(shard_files(out)) + 1
+    load_script("tinystories").main(
+        [
+            *["--local", *files[:1], "--local-val", files[1], "--text-field", "text", "--vocab-size", "400"],
+            *["--out_dir", str(out), "--shard-tokens", str(SHARD), "--num-proc", "2"],
+        ]
+    )
+    stdout = capsys.readouterr().out
+    assert f"{out} holds a dataset ({old} files): it is replaced once the new one is complete" in stdout
+    assert f"replaced the dataset in {out} ({old} files) with the new one" in stdout
+    assert read_meta(out)["tokenizer"] == "sentencepiece" and token_stream(out).max() < 400
+    assert sorted(os.listdir(out)) == sorted(
+        [".job.json", ".lock", "meta.json", "tok400.model", "tok400.vocab", *shard_files(out)]
+    )
+
+
+def test_another_name_in_the_same_folder_replaces_the_dataset(files, tmp_path, capsys, gpt2_encoding):
+    """Two datasets never share a folder: the loader would read both."""
+    text = load_script("text")
+    out = tmp_path / "out"
+    text.prepare(files[2:], str(out), name="first", val_tokens=100, shard_tokens=SHARD, num_proc=1)
+    text.prepare(files[:1], str(out), name="second", val_tokens=3000, shard_tokens=SHARD, num_proc=1)
+    assert {n.split("_")[0] for n in shard_files(out)} == {"second"}
+    assert f"replaced the dataset in {out} " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

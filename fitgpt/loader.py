@@ -92,10 +92,8 @@ class TokenLoader:
                 chunk = np.asarray(shard[start : start + sample_tokens])
                 largest = max(largest, int(chunk.max()) if chunk.size else 0)
                 if largest >= vocab_size:
-                    raise DataError(
-                        f"{path}: holds token id {largest} but the model's vocab_size is "
-                        f"{vocab_size}; the data was made with another tokenizer, or set vocab_size"
-                    )
+                    at = int(np.argmax(chunk >= vocab_size))
+                    raise outside_vocabulary(path, int(chunk[at]), start + at, vocab_size)
         return largest
 
     def reset(self) -> None:
@@ -164,11 +162,7 @@ class TokenLoader:
         """The one line for a batch holding a token id outside the vocabulary: the shard and position."""
         row, column = (int(i) for i in np.argwhere((rows >= self.vocab_size) | (rows < 0))[0])
         shard, start = windows[row]
-        raise DataError(
-            f"{self.paths[shard]}: token id {rows[row, column]} at position {start + column:,} is outside the "
-            f"model's vocabulary (vocab_size {self.vocab_size}); the shard is damaged (bytes changed on disk) or "
-            f"came from another tokenizer: prepare the dataset again"
-        )
+        raise outside_vocabulary(self.paths[shard], int(rows[row, column]), start + column, self.vocab_size)
 
     def state_dict(self) -> dict:
         """The stream's position after the micro-batches all ranks have read: the same on every
@@ -205,6 +199,14 @@ class TokenLoader:
         self.position = state["position"]
         self.batches_read = self.position // self.world_size
         self._order = self._epoch_order(self.epoch)
+
+
+def outside_vocabulary(path: str, token: int, position: int, vocab_size: int) -> DataError:
+    return DataError(
+        f"{path}: token id {token} at position {position:,} is outside the model's vocabulary (vocab_size "
+        f"{vocab_size}): the shard is damaged (prepare the dataset again) or was made with another tokenizer "
+        f"(set vocab_size, or use a dataset of the model's tokenizer)"
+    )
 
 
 def run_loaders(

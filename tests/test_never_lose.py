@@ -154,8 +154,9 @@ def test_a_bad_token_id_anywhere_is_one_line_naming_shard_and_position(char_data
     with pytest.raises(DataError) as e:
         loader.next_batch()
     assert str(e.value) == (
-        f"{shard}: token id 60000 at position {position:,} is outside the model's vocabulary (vocab_size 65); the "
-        f"shard is damaged (bytes changed on disk) or came from another tokenizer: prepare the dataset again"
+        f"{shard}: token id 60000 at position {position:,} is outside the model's vocabulary (vocab_size 65): the "
+        f"shard is damaged (prepare the dataset again) or was made with another tokenizer (set vocab_size, or use "
+        f"a dataset of the model's tokenizer)"
     )
 
 

@@ -213,11 +213,12 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
 
 
 def train(s: TrainSettings, checkpoint: dict | None, dist: distributed.Distributed) -> dict:
+    """The run itself, on this rank: s resolved, checkpoint loaded (on resume), out_dir held."""
     micro_steps = distributed.micro_steps_per_rank(s.gradient_accumulation_steps, dist.world_size)
     device = distributed.join(dist, s.device, s.backend, s.dist_timeout)
     device, dtype, ctx = setup_device(device, s.dtype, s.seed)  # the same initial weights on every rank
 
-    # ---- data: memory-mapped shards, read in windows of block_size + 1 tokens ----
+    # ---- data: token shards, read in windows of block_size + 1 tokens ----
     data_dir = prepare_if_missing(dataclasses.asdict(s))
     train_loader, eval_loaders = run_loaders(data_dir, s, dist.rank, dist.world_size, device)
     split_tokens = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)

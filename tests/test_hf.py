@@ -206,4 +206,9 @@ def test_train_initialises_from_hf_folder(tmp_path, char_dataset):
     )
     checkpoint = torch.load(out / "ckpt.pt", weights_only=True)
     assert checkpoint["model_args"]["n_layer"] == 2 and checkpoint["model_args"]["block_size"] == 32
+    # a folder exported from a run on another character table (export.py copies meta.json): refused
+    chars = [chr(c) for c in range(32, 97)]
+    (hf_dir / "meta.json").write_text(json.dumps({"tokenizer": "char", "vocab_size": 65, "chars": chars}))
+    with pytest.raises(ConfigError, match=rf"is not the one {hf_dir} was trained with \(char, 65 symbols, table "):
+        train.run(tiny_settings(init_from=str(hf_dir), data_dir=char_dataset, out_dir=str(tmp_path / "other")))
     assert checkpoint["model_args"]["vocab_size"] == 65 and checkpoint["model_args"]["bias"] is True

@@ -324,3 +324,12 @@ def test_a_kill_while_swapping_is_refused_then_finished(char_dataset, shakespear
     reference = tmp_path / "reference"
     load_script("shakespeare_char").prepare(shakespeare_text.lower(), str(reference))
     assert dataset_bytes(data) == dataset_bytes(reference)
+
+
+def test_fine_tuning_gpt2_on_characters_is_refused_before_loading_it(char_dataset, tmp_path, capsys):
+    args = as_args(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "run"), init_from="gpt2"))
+    code, _, stderr = cli(train.main, args, capsys)
+    assert (
+        one_line(code, stderr).startswith(f"{char_dataset}: its tokenizer (char, 62 symbols, table ")
+        and "is not the one gpt2 was trained with (gpt2, 50,257 tokens), so its token ids mean other text" in stderr
+    )

@@ -75,6 +75,8 @@ def hold_folder(folder: str, setting: str) -> IO:
         raise ConfigError(
             f"{setting} {folder} is in use by {holder}; wait for it to end, or choose another {setting}"
         ) from None
+    except OSError as e:  # a filesystem without locks (some network mounts): go on, and say so
+        print(f"WARNING: {setting} {folder}: cannot lock it ({e.strerror}); make sure no other process uses it")
     try:
         lock.seek(0)
         lock.truncate()

@@ -333,3 +333,15 @@ def test_fine_tuning_gpt2_on_characters_is_refused_before_loading_it(char_datase
         one_line(code, stderr).startswith(f"{char_dataset}: its tokenizer (char, 62 symbols, table ")
         and "is not the one gpt2 was trained with (gpt2, 50,257 tokens), so its token ids mean other text" in stderr
     )
+
+
+def test_a_folder_on_a_filesystem_without_locks_is_used_with_a_warning(tmp_path, monkeypatch, capsys):
+    def no_locks(f, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fsutil.fcntl, "flock", no_locks)
+    fsutil.hold_folder(str(tmp_path), "out_dir").close()
+    assert capsys.readouterr().out == (
+        f"WARNING: out_dir {tmp_path}: cannot lock it ({os.strerror(errno.ENOLCK)}); make sure no other process "
+        f"uses it\n"
+    )

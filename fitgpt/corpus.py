@@ -287,7 +287,9 @@ def _json_batches(path, field):
             try:
                 records = json.loads(decode_text(f.read(), path))
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {e.lineno:,} is not valid JSON ({e.msg}); fix that line") from None
+                raise DataError(
+                    f"{path}: line {e.lineno:,} is not valid JSON ({e.msg}: column {e.colno}); fix that line"
+                ) from None
             texts = _field_texts(enumerate(records), path, field, lambda i: f"record {i + 1:,}")
             yield from _text_batches(texts)
             return
@@ -320,7 +322,8 @@ def _json_lines(source):
         except ValueError as e:  # UnicodeDecodeError or json.JSONDecodeError
             decode_text(line, path, _lines_before(path, start) + i + 1)  # binary, or another encoding
             raise DataError(
-                f"{path}: {where(i)} is not valid JSON ({e.msg}); fix or remove that line (one JSON object per line)"
+                f"{path}: {where(i)} is not valid JSON ({e.msg}: column {e.colno}); fix or remove that line (one "
+                f"JSON object per line)"
             ) from None
     return _field_texts(records, path, field, where)
 

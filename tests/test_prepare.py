@@ -464,7 +464,7 @@ def test_bad_text_is_one_line_naming_the_file(tmp_path, script, kind):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('{"text": "a broken line"', "line 3 is not valid JSON (Expecting ',' delimiter); fix or remove that line"),
+        ('{"text": "a broken line"', "line 3 is not valid JSON (Expecting ',' delimiter: column 25); fix or remove"),
         ('["a", "list"]', 'line 3 is a JSON list, not an object; each record should be like {"text": "..."}'),
         ('{"text": 42}', "line 3: its 'text' is a JSON int, not text"),
         ('{"text": "caf\xe9"}', "line 3 is not UTF-8 text (byte 0xe9)"),

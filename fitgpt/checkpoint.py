@@ -200,7 +200,6 @@ def training_checkpoint(
     states, in rank order (this process's when None)."""
     rng_states = rng_states or [capture_rng_state()]
     return {
-        "tokenizer": tokenizer,
         "model": model_state,
         "optimizer": optimizer_state,
         "scaler": scaler.state_dict(),
@@ -210,6 +209,7 @@ def training_checkpoint(
         "loader": loader_state,
         "rng": rng_states[0],  # rank 0's, as checkpoints before rng_ranks held
         "rng_ranks": rng_states,
+        "tokenizer": tokenizer,
         "versions": library_versions(),
     }
 

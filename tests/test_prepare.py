@@ -266,7 +266,7 @@ def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encodi
     assert sorted(visible) == ["fineweb_train_000001.bin", "fineweb_train_000002.bin", "fineweb_val_000000.bin"]
     for name in visible:  # ...is not visible: every shard there is complete, and resumes
         assert read_header(partial / name) == SHARD
-    code, _, stderr = cli(train.main, [f"--data_dir={out}", "--device=cpu"], capsys)
+    code, _, stderr = cli(train.main, [f"--data_dir={out}", f"--out_dir={tmp_path / 'run'}", "--device=cpu"], capsys)
     assert code == 2 and stderr == (
         f"error: {out}: its dataset is not finished (a prepare.py run stopped part-way; its work so far is in "
         f"{partial}); run the same prepare command again to finish it\n"

@@ -32,10 +32,21 @@ def setting(
     min: float | None = None,
     max: float | None = None,
     above: float | None = None,
+    required: bool = False,
 ) -> dataclasses.Field:
     """A settings-dataclass field: default, one-line help, optional allowed values (choices, plus
-    any value accept(value) approves, described by accept_doc) and bounds (min <= v <= max, v > above)."""
-    meta = dict(help=help, choices=choices, accept=accept, accept_doc=accept_doc, min=min, max=max, above=above)
+    any value accept(value) approves, described by accept_doc) and bounds (min <= v <= max, v > above);
+    required: an empty string is refused."""
+    meta = dict(
+        help=help,
+        choices=choices,
+        accept=accept,
+        accept_doc=accept_doc,
+        min=min,
+        max=max,
+        above=above,
+        required=required,
+    )
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -85,6 +96,8 @@ def check_value(key: str, value: object, schema: type, source: str) -> object:
     if type(value) not in allowed:
         raise ConfigError(f"{source}: '{key}' expects {type_name(allowed)}, got {type(value).__name__} ({value!r})")
     meta = fields[key].metadata
+    if meta.get("required") and isinstance(value, str) and not value.strip():
+        raise ConfigError(f"{source}: '{key}' is empty; give it a value (its default is {fields[key].default!r})")
     choices, accept = meta.get("choices", ()), meta.get("accept")
     if choices and value not in choices and not (accept and accept(value)):
         close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
@@ -107,6 +120,8 @@ def check_fields(settings: object) -> None:
 
 def read_config_file(path: str, schema: type) -> dict:
     """The settings a config file assigns, checked against the schema."""
+    if os.path.isdir(path):
+        raise ConfigError(f"config file {path} is a directory, not a file; name a config file, e.g. config/<name>.py")
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:

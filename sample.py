@@ -37,12 +37,12 @@ import time
 import torch
 
 import configurator
-from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
+from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint, training_dataset
 from fitgpt.errors import ConfigError
+from fitgpt.fsutil import file_problem
 from fitgpt.llama2c import load_llama2c
 from fitgpt.runtime import setup_device
 from fitgpt.settings import SampleSettings
-from fitgpt.shards import dataset_meta
 from fitgpt.tokenization import Tokenizer, get_tokenizer, tokenizer_at
 from model import GPT
 
@@ -50,8 +50,9 @@ from model import GPT
 def read_prompt(start: str) -> str:
     if start.startswith("FILE:"):
         path = start[len("FILE:") :]
-        if not os.path.isfile(path):
-            raise ConfigError(f"prompt file not found: {path}")
+        problem = file_problem(path)
+        if problem:
+            raise ConfigError(f"prompt file {path}: {problem}")
         with open(path, encoding="utf-8") as f:
             return f.read()
     return start
@@ -62,7 +63,7 @@ def load_model(s: SampleSettings) -> tuple[GPT, Tokenizer]:
     if not s.init_from:
         path = os.path.join(s.out_dir, "ckpt.pt")
         checkpoint = load_checkpoint(path, map_location="cpu")
-        data_dir, meta = dataset_meta(checkpoint.get("config", {}))
+        data_dir, meta = training_dataset(checkpoint, path)
         # the training data's tokenizer; GPT-2 without a meta.json
         return model_from_checkpoint(checkpoint, path), get_tokenizer(meta, data_dir)
     if not s.tokenizer:

@@ -28,6 +28,7 @@ eval_only = False  # evaluate once and exit
 ckpt_interval = 0  # write out_dir/ckpt.pt every this many iterations; 0 means eval_interval
 keep_last = 0  # also keep this many older checkpoints as ckpt_<iter>.pt
 always_save_checkpoint = True  # False: a periodic save happens only when val loss improved
+overwrite = False  # start a new run in an out_dir that holds one: its files are moved to out_dir/replaced-<time>/
 init_from = "scratch"  # 'scratch' | 'resume' | 'gpt2' ... 'gpt2-xl' | a local Hugging Face folder | a llama2.c .bin
 wandb_log = False
 wandb_project = "fitgpt"
@@ -118,6 +119,7 @@ if __name__ == "__main__":
 
 import dataclasses
 import os
+from contextlib import nullcontext
 
 import torch
 
@@ -128,9 +130,10 @@ from fitgpt.bpb import val_bytes
 from fitgpt.checkpoint import (
     Progress,
     RunCheckpoints,
+    check_tokenizer,
+    claim_out_dir,
     library_versions,
     model_from_checkpoint,
-    prepare_out_dir,
     resolve_resume,
     restore_training,
 )
@@ -141,7 +144,7 @@ from fitgpt.planner import plan_check, plan_check_lines, startup_summary
 from fitgpt.runtime import convert_to_float8, device_line, device_name, free_memory, peak_memory, setup_device
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import read_meta
-from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size, get_tokenizer
+from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size, get_tokenizer, tokenizer_identity
 from fitgpt.training import (
     NonFiniteGuard,
     StopRequest,
@@ -183,7 +186,7 @@ def startup_check(
 ) -> float | None:
     """Before the model moves to the device: check the data against its vocabulary, refuse a run
     whose predicted peak memory will not fit, print the plan; returns the device's peak FLOP/s."""
-    largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, eval_loaders["val"]))
+    largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, *eval_loaders.values()))
     warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
     peak = accounting.peak_flops(device_name(device), accounting.matmul_precision(dtype, device), s.peak_flops)
     summary, refusal = startup_summary(
@@ -204,22 +207,29 @@ def startup_check(
 
 def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     """Train as s says (explicit: the settings given on the command line, which win over a
-    resumed checkpoint's); returns the final metrics."""
+    resumed checkpoint's); returns the final metrics. Rank 0 holds out_dir's lock throughout:
+    one run per folder."""
     s, checkpoint = resolve_resume(s, explicit or {})
     dist = distributed.from_environment(s.parallelism)
+    with claim_out_dir(s.out_dir, s.init_from, s.overwrite) if dist.master else nullcontext():
+        return train(s, checkpoint, dist)
+
+
+def train(s: TrainSettings, checkpoint: dict | None, dist: distributed.Distributed) -> dict:
+    """The run itself, on this rank: s resolved, checkpoint loaded (on resume), out_dir held."""
     micro_steps = distributed.micro_steps_per_rank(s.gradient_accumulation_steps, dist.world_size)
     device = distributed.join(dist, s.device, s.backend, s.dist_timeout)
     device, dtype, ctx = setup_device(device, s.dtype, s.seed)  # the same initial weights on every rank
-    if dist.master:
-        prepare_out_dir(s.out_dir)
 
-    # ---- data: memory-mapped shards, read in windows of block_size + 1 tokens ----
+    # ---- data: token shards, read in windows of block_size + 1 tokens ----
     data_dir = prepare_if_missing(dataclasses.asdict(s))
     train_loader, eval_loaders = run_loaders(data_dir, s, dist.rank, dist.world_size, device)
     split_tokens = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
     meta = read_meta(data_dir)
+    tokenizer = tokenizer_identity(meta, data_dir)  # travels in the checkpoints
+    check_tokenizer(s.init_from, checkpoint, s.out_dir, data_dir, tokenizer)
     val_counts, no_bpb = val_bytes(data_dir, meta, keep=dist.master)  # the val text's bytes, for bits per byte
     model = build_model(s, meta, checkpoint)  # on the CPU: it moves to the device once the plan says it fits
     model.config.activation_checkpointing = s.activation_checkpointing  # training choices, not the shape
@@ -248,7 +258,7 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     if dist.master and no_bpb:
         print(no_bpb)
     log = RunLog(s, dist.master, config, progress)  # writes config.json, raises the alarms the plan holds
-    checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist)
+    checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist, tokenizer)
     guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
     lr_at = learning_rates(s)
     hellaswag_items = None

@@ -4,7 +4,8 @@ Everything a checkpoint holds and how it is written, found and read back.
 A training checkpoint is a dict: `model` (the un-compiled model's state dict), `model_args`
 (GPTConfig fields), `optimizer`, `scaler`, progress (`iter_num`, `tokens_seen`, `best_val_loss`,
 `skipped_batches`, `elapsed_s`), `config` (the run's settings), `loader` (each rank's data position), `rng`
-(Python, numpy, torch and CUDA generator states) and `versions`. It is written atomically
+(Python, numpy, torch and CUDA generator states; `rng_ranks`: every rank's), `tokenizer` (the
+dataset's tokenizer identity) and `versions`. It is written atomically
 (temporary file, fsync, rename) and read with torch.load(weights_only=True), which refuses
 arbitrary pickled objects. out_dir/ckpt.pt is the latest; keep_last also keeps ckpt_<iter>.pt.
 
@@ -15,14 +16,17 @@ benchmarks/checkpoint_bench.py).
 """
 
 import dataclasses
+import errno
 import glob
 import math
 import os
 import pickle
 import random
-import shutil
+import re
 import sys
+import time
 import zipfile
+from typing import IO
 
 import numpy as np
 import torch
@@ -30,9 +34,11 @@ import torch
 from fitgpt import distributed
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import CheckpointError, ConfigError, RunFailure, first_line
-from fitgpt.fsutil import atomic_write
+from fitgpt.fsutil import atomic_write, free_bytes, fsync_folder, hold_folder, size_text
 from fitgpt.loader import TokenLoader
-from fitgpt.settings import TrainSettings
+from fitgpt.settings import HF_NAMES, TrainSettings
+from fitgpt.shards import dataset_meta, read_meta
+from fitgpt.tokenization import describe_tokenizer, tokenizer_identity
 from model import GPT
 
 TRAINING_CHOICES = ("activation_checkpointing", "loss_chunks")  # in model_args, but a resumed run may change them
@@ -50,7 +56,27 @@ class Progress:
 
 
 def save_checkpoint(path: str, checkpoint: dict) -> None:
+    """Write a checkpoint atomically; refused at once (ENOSPC) when its folder has less free space
+    than it needs, rather than failing part-way through torch's writer."""
+    if free_bytes(os.path.dirname(path) or ".") < checkpoint_bytes(checkpoint):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
     atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+
+def checkpoint_bytes(checkpoint: dict) -> int:
+    """About the size of a checkpoint on disk: its tensors' storages (a shared one counted once),
+    plus room for the pickle and the archive's records."""
+    storages, stack = {}, [checkpoint]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return sum(storages.values()) + 2**16
 
 
 def older_copies(path: str) -> list[str]:
@@ -166,8 +192,13 @@ def training_checkpoint(
     progress: Progress,
     settings: dict,
     loader_state: dict,
+    tokenizer: dict | None = None,
+    rng_states: list[dict] | None = None,
 ) -> dict:
-    """The checkpoint of a run in progress (full, unsharded states: distributed.full_state)."""
+    """The checkpoint of a run in progress (full, unsharded states: distributed.full_state);
+    tokenizer: its dataset's tokenization.tokenizer_identity; rng_states: every rank's RNG
+    states, in rank order (this process's when None)."""
+    rng_states = rng_states or [capture_rng_state()]
     return {
         "model": model_state,
         "optimizer": optimizer_state,
@@ -176,7 +207,9 @@ def training_checkpoint(
         **dataclasses.asdict(progress),
         "config": settings,
         "loader": loader_state,
-        "rng": capture_rng_state(),
+        "rng": rng_states[0],  # rank 0's, as checkpoints before rng_ranks held
+        "rng_ranks": rng_states,
+        "tokenizer": tokenizer,
         "versions": library_versions(),
     }
 
@@ -197,8 +230,11 @@ def restore_training(
     if "loader" in checkpoint:
         state = checkpoint["loader"]
         loader.load_state_dict(state[0] if isinstance(state, list) else state)  # a list: per rank, before 12/2026
-    if "rng" in checkpoint:
-        restore_rng_state(checkpoint["rng"])
+    # each rank its own RNG states (dropout masks); a rank the checkpoint had none for (a run resumed
+    # on more ranks) keeps the fresh seed it was given
+    states = checkpoint.get("rng_ranks") or ([checkpoint["rng"]] if "rng" in checkpoint else [])
+    if dist.rank < len(states):
+        restore_rng_state(states[dist.rank])
     return Progress(**{f.name: checkpoint.get(f.name, f.default) for f in dataclasses.fields(Progress)})
 
 
@@ -215,18 +251,20 @@ def write_checkpoint(out_dir: str, checkpoint: dict, keep_last: int = 0) -> str:
     return path
 
 
-def save_failure_message(out_dir: str, error: BaseException) -> str:
-    """One line for a checkpoint that could not be written: why, the free space, what is intact."""
-    if isinstance(error, OSError):
+def save_failure_message(out_dir: str, error: BaseException, needed: int) -> str:
+    """One line for a checkpoint of about needed bytes that could not be written: why, the free
+    space, what is intact. A full disk is named as such, whatever torch's writer said about it."""
+    free = free_bytes(out_dir)
+    if free < needed or (isinstance(error, OSError) and error.errno == errno.ENOSPC):
+        reason = f"no space left on device: a checkpoint needs about {size_text(needed)}"
+    elif isinstance(error, OSError):
         reason = error.strerror or str(error)
     else:
         reason = f"torch.save failed: {str(error).strip().splitlines()[-1]}"
-    free = shutil.disk_usage(out_dir).free
-    free_text = f"{free / 2**30:.2f} GiB" if free >= 2**30 else f"{free / 2**20:.1f} MiB"
     latest = os.path.join(out_dir, "ckpt.pt")
     intact = f"{latest} is intact" if os.path.exists(latest) else "no earlier checkpoint was written"
     return (
-        f"could not write a checkpoint in {out_dir} ({reason}; {free_text} free there); {intact}; "
+        f"could not write a checkpoint in {out_dir} ({reason}; {size_text(free)} free there); {intact}; "
         f"free disk space or choose another out_dir"
     )
 
@@ -236,8 +274,11 @@ class RunCheckpoints:
     weights holding NaN/Inf, writes on rank 0 and reports a failed write as one line (the previous
     checkpoint is intact)."""
 
-    def __init__(self, out_dir: str, keep_last: int, settings: dict, dist: distributed.Distributed):
+    def __init__(
+        self, out_dir: str, keep_last: int, settings: dict, dist: distributed.Distributed, tokenizer: dict | None = None
+    ):
         self.out_dir, self.keep_last, self.settings, self.dist = out_dir, keep_last, settings, dist
+        self.tokenizer = tokenizer
         self.last_path = None  # of the last checkpoint written
 
     def save(
@@ -250,6 +291,7 @@ class RunCheckpoints:
         reason: str,
     ) -> None:
         model_state, optimizer_state = distributed.full_state(model, optimizer, self.dist)  # every rank joins
+        rng_states = distributed.gather_objects(capture_rng_state(), self.dist)
         if not self.dist.master:
             return
         if not all(torch.isfinite(t).all() for t in model_state.values() if t.is_floating_point()):
@@ -258,31 +300,69 @@ class RunCheckpoints:
                 f"(the last good one in {self.out_dir} is untouched)"
             )
         checkpoint = training_checkpoint(
-            model_state, optimizer_state, model.config, scaler, progress, self.settings, loader.state_dict()
+            model_state,
+            optimizer_state,
+            model.config,
+            scaler,
+            progress,
+            self.settings,
+            loader.state_dict(),
+            self.tokenizer,
+            rng_states,
         )
         try:
             path = write_checkpoint(self.out_dir, checkpoint, self.keep_last)
         except (OSError, RuntimeError) as e:  # torch's writer raises RuntimeError on a full disk
-            raise RunFailure(save_failure_message(self.out_dir, e)) from None
+            raise RunFailure(save_failure_message(self.out_dir, e, checkpoint_bytes(checkpoint))) from None
         self.last_path = path
         print(f"saved {path} at iteration {progress.iter_num} ({reason})", flush=True)
 
 
-def prepare_out_dir(out_dir: str) -> None:
-    """Create out_dir, check it is writable, and remove temporary files of saves that were killed."""
+RUN_FILES = ("ckpt.pt", "config.json", "metrics.jsonl")  # with the ckpt_<iter>.pt copies: what overwrite moves aside
+
+
+def claim_out_dir(out_dir: str, init_from: str, overwrite: bool) -> IO:
+    """Lock out_dir for this run (fsutil.hold_folder: one run per folder), refuse a new run into a
+    folder holding a checkpoint unless overwrite, which moves the old run's files into
+    out_dir/replaced-<time>/ (nothing is deleted), and remove the temporary files of saves that
+    were killed (no other run can be writing them: it would hold the lock). Returns the lock:
+    close it when the run ends."""
+    lock = hold_folder(out_dir, "out_dir")
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, f".write_test.{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError(
-            f"out_dir {out_dir} is not a writable folder ({e.strerror}); choose another out_dir"
-        ) from None
-    for name in os.listdir(out_dir):
-        if ".pt.tmp." in name:  # an interrupted atomic save; the checkpoint it was replacing is intact
-            os.remove(os.path.join(out_dir, name))
+        if overwrite and init_from == "resume":
+            raise ConfigError("overwrite=True starts a new run and init_from='resume' continues one; drop one of them")
+        names = os.listdir(out_dir)
+        checkpoints = sorted(n for n in names if n == "ckpt.pt" or (n.startswith("ckpt_") and n.endswith(".pt")))
+        if checkpoints and init_from != "resume":
+            if not overwrite:
+                raise ConfigError(
+                    f"out_dir {out_dir} already holds a run ({', '.join(checkpoints[:3])}); continue it with "
+                    f"--init_from=resume, or start a new one there with --overwrite=True (the old run's files "
+                    f"are moved to {out_dir}/replaced-<time>/, not deleted)"
+                )
+            aside = move_aside(out_dir, [n for n in names if n in RUN_FILES or n in checkpoints])
+            print(f"overwrite=True: the previous run's files are kept in {aside}", flush=True)
+        for name in names:  # an interrupted atomic write (fsutil.atomic_write); the file it replaced is intact
+            if re.fullmatch(r"(ckpt(_\d+)?\.pt|config\.json|metrics\.jsonl)\.tmp\.\d+", name):
+                os.remove(os.path.join(out_dir, name))
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
+def move_aside(out_dir: str, names: list[str]) -> str:
+    """Move the files names of out_dir into a new folder out_dir/replaced-<time>; returns it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = os.path.join(out_dir, f"replaced-{stamp}"), 1
+    while os.path.exists(aside):
+        n += 1
+        aside = os.path.join(out_dir, f"replaced-{stamp}-{n}")
+    os.mkdir(aside)
+    for name in names:
+        os.replace(os.path.join(out_dir, name), os.path.join(aside, name))
+    fsync_folder(out_dir)
+    return aside
 
 
 def resolve_resume(settings: TrainSettings, explicit: dict) -> tuple[TrainSettings, dict | None]:
@@ -293,7 +373,8 @@ def resolve_resume(settings: TrainSettings, explicit: dict) -> tuple[TrainSettin
     path = os.path.join(settings.out_dir, "ckpt.pt")
     checkpoint = load_checkpoint(path)
     names = {f.name for f in dataclasses.fields(settings)}
-    saved = {k: v for k, v in checkpoint.get("config", {}).items() if k in names}
+    # a resumed run stays in the folder it was read from, and overwrite belonged to its start
+    saved = {k: v for k, v in checkpoint.get("config", {}).items() if k in names - {"out_dir", "overwrite"}}
     merged = {**dataclasses.asdict(settings), **saved, **explicit, "init_from": "resume"}
     model_args = checkpoint["model_args"]
     shape = {k: v for k, v in model_args.items() if k not in TRAINING_CHOICES}
@@ -308,3 +389,42 @@ def resolve_resume(settings: TrainSettings, explicit: dict) -> tuple[TrainSettin
             f"{', '.join(mismatched)}; use the checkpoint's settings or a new out_dir"
         )
     return type(settings)(**merged), checkpoint
+
+
+def start_tokenizer(init_from: str, checkpoint: dict | None, out_dir: str) -> tuple[str, dict] | None:
+    """(what names it, the tokenizer identity) of the weights a run starts from: its checkpoint's
+    on resume, GPT-2's for a GPT-2 model, an exported Hugging Face folder's meta.json; None when
+    unknown (a new model, a llama2.c file, a checkpoint from before tokenizer identities)."""
+    if checkpoint is not None:
+        found = checkpoint.get("tokenizer")
+        return (os.path.join(out_dir, "ckpt.pt"), found) if found else None
+    if init_from in HF_NAMES:
+        return init_from, tokenizer_identity(None, "")
+    if os.path.isdir(init_from) and os.path.isfile(os.path.join(init_from, "meta.json")):
+        return init_from, tokenizer_identity(read_meta(init_from), init_from)
+    return None
+
+
+def check_tokenizer(init_from: str, checkpoint: dict | None, out_dir: str, data_dir: str, identity: dict) -> None:
+    """Refuse to resume or fine-tune on a dataset whose token ids mean something else."""
+    start = start_tokenizer(init_from, checkpoint, out_dir)
+    if start is not None and start[1] != identity:
+        raise ConfigError(
+            f"{data_dir}: its tokenizer ({describe_tokenizer(identity)}) is not the one {start[0]} was trained "
+            f"with ({describe_tokenizer(start[1])}), so its token ids mean other text; use a dataset made with "
+            f"that tokenizer, or train a new model on this one"
+        )
+
+
+def training_dataset(checkpoint: dict, path: str) -> tuple[str, dict | None]:
+    """(data_dir, meta.json or None) of the dataset a checkpoint was trained on, for its tokenizer;
+    refused when that folder now holds data of another tokenizer."""
+    data_dir, meta = dataset_meta(checkpoint.get("config", {}))
+    recorded = checkpoint.get("tokenizer")
+    if recorded and os.path.isdir(data_dir) and tokenizer_identity(meta, data_dir) != recorded:
+        raise CheckpointError(
+            f"{path} was trained with the tokenizer {describe_tokenizer(recorded)}, but its dataset folder "
+            f"{data_dir} now holds {describe_tokenizer(tokenizer_identity(meta, data_dir))}; restore that dataset "
+            f"(or its meta.json) to decode the model's tokens"
+        )
+    return data_dir, meta

@@ -14,11 +14,13 @@ stream into fixed-size shards (shards.py format), val first, so shard k depends 
 documents and the sizes. Memory stays bounded whatever the corpus: documents are streamed, a few batches
 are in flight, and one shard-sized uint16 buffer is filled and written.
 
-Resuming: shards are only ever visible complete (shards.write_shard renames a finished temp
-file), and delimiters appear only between documents, so the full shards already on disk say
-how many documents they hold and how far into the last one they reach. A rerun keeps them,
-skips those documents without tokenizing them, and continues from that token: its output is
-byte-identical to an uninterrupted run.
+Resuming: the scripts write into a staging folder (staging.building), where shards are only
+ever visible complete (shards.write_shard renames a finished temp file), and delimiters appear
+only between documents, so the full shards already there say how many documents they hold and
+how far into the last one they reach. A rerun of the same job keeps them, skips those documents
+without tokenizing them, and continues from that token: its output is byte-identical to an
+uninterrupted run. Bad input (another encoding, a binary file, a broken JSON line) is one line
+naming the file and the line.
 """
 
 import argparse
@@ -27,6 +29,8 @@ import json
 import math
 import os
 import re
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +40,7 @@ from contextlib import closing
 import numpy as np
 from tqdm import tqdm
 
+from fitgpt import staging
 from fitgpt.bpb import val_bytes
 from fitgpt.downloads import tiktoken_encoding
 from fitgpt.errors import DataError, RunFailure
@@ -53,6 +58,9 @@ def expand(patterns: list[str]) -> list[str]:
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matches:
             raise DataError(f"{pattern}: no such file (or no file matches the pattern)")
+        for path in matches:
+            if os.path.isdir(path):
+                raise DataError(f"{path}: a directory, not a file; pass the files in it, e.g. '{path}/*.txt'")
         files += matches
     return list(dict.fromkeys(files))  # a file matched by two patterns is read once
 
@@ -76,6 +84,7 @@ def parquet_text_bytes(pf, field: str) -> int:
 
 def open_parquet(path: str, field: str):
     """A pyarrow ParquetFile that has the text column, or a one-line error naming the columns it has."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -83,6 +92,9 @@ def open_parquet(path: str, field: str):
         raise DataError(
             f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text-field"
         )
+    kind = pf.schema_arrow.field(field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise DataError(f"{path}: its {field!r} column holds {kind}, not text; pass the right --text-field")
     return pf
 
 
@@ -109,12 +121,13 @@ def val_tokens_for(files: list[str], wanted: int, field: str = "text") -> int:
     return val
 
 
-def require_train_tokens(out_dir: str, name: str, tokens: int, val_tokens: float, fix: str) -> None:
-    """Refuse a dataset whose every token went to the val split: nothing to train on."""
+def require_train_tokens(folder: str, name: str, tokens: int, val_tokens: float, fix: str, *, out_dir: str) -> None:
+    """Refuse a dataset (being built in folder, for out_dir) whose every token went to the val
+    split: nothing to train on."""
     if tokens > val_tokens:
         return
-    stream = [open_tokens(p) for p in glob.glob(os.path.join(out_dir, f"{name}_*.bin"))]
-    delimiter = read_meta(out_dir)["eot_id"]
+    stream = [open_tokens(p) for p in glob.glob(os.path.join(folder, f"{name}_*.bin"))]
+    delimiter = read_meta(folder)["eot_id"]
     if not stream or np.all(np.concatenate(stream) == delimiter):  # the delimiters of empty documents only
         raise DataError(f"{out_dir}: the input held no text (no documents, or only empty ones); nothing to train on")
     raise DataError(
@@ -158,22 +171,22 @@ def dataset_vocabulary(
 
 
 def copy_tokenizer_model(path: str, out_dir: str) -> str:
-    """out_dir/<the file's name>, a copy of the SentencePiece model in path (written atomically).
-    A different model of that name already there is refused: its shards may have come from it."""
+    """out_dir/<the file's name>, a copy of the SentencePiece model in path (written atomically)."""
     os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, os.path.basename(path))
     with open(path, "rb") as f:
         model = f.read()
-    if os.path.exists(target):
-        with open(target, "rb") as f:
-            if f.read() == model:
-                return target
-        raise DataError(
-            f"{target}: a different SentencePiece model of that name is already there (its shards may come from it); "
-            f"delete the folder's shards and that file, or choose another output folder"
-        )
     atomic_write(target, lambda f: f.write(model))
     return target
+
+
+def tokenizer_model_identity(path: str | None) -> list | None:
+    """A --tokenizer-model file's part of a prepare job (staging.building), refused first when it
+    is not a usable SentencePiece model; None without one."""
+    if path is None:
+        return None
+    sentencepiece_meta(path)
+    return staging.files_identity([path])
 
 
 def dataset_texts(ds, field: str, source: str) -> Iterator[str]:
@@ -231,9 +244,28 @@ class LocalDocuments:
                 yield from _json_batches(path, self.field)
 
 
+def decode_text(data: bytes, path: str, first_line: int = 1) -> str:
+    """data, read from path from its line first_line on, as UTF-8 text; a binary file or text in
+    another encoding is one line naming the file and the line."""
+    if b"\x00" in data:
+        line = first_line + data.count(b"\n", 0, data.index(b"\x00"))
+        raise DataError(
+            f"{path}: a binary file, not text (a NUL byte on line {line:,}); pass text files (.txt, .jsonl, .json, "
+            f".parquet)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = first_line + data.count(b"\n", 0, e.start)
+        raise DataError(
+            f"{path}: line {line:,} is not UTF-8 text (byte 0x{data[e.start]:02x}): the file is in another encoding; "
+            f"convert it to UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > converted{os.path.splitext(path)[1]}"
+        ) from None
+
+
 def _read_text(path):
-    with open(path, encoding="utf-8") as f:
-        return [f.read()]
+    with open(path, "rb") as f:
+        return [decode_text(f.read(), path)]
 
 
 def _parquet_batches(path, field):
@@ -252,7 +284,14 @@ def _json_batches(path, field):
     with open(path, "rb") as f:
         if f.read(4096).lstrip().startswith(b"["):  # one JSON list: parsed whole, here
             f.seek(0)
-            yield from _text_batches(_field_texts(json.loads(f.read().decode("utf-8")), path, field))
+            try:
+                records = json.loads(decode_text(f.read(), path))
+            except json.JSONDecodeError as e:
+                raise DataError(
+                    f"{path}: line {e.lineno:,} is not valid JSON ({e.msg}: column {e.colno}); fix that line"
+                ) from None
+            texts = _field_texts(enumerate(records), path, field, lambda i: f"record {i + 1:,}")
+            yield from _text_batches(texts)
             return
         # JSON lines: runs of whole lines, as byte ranges that the worker reads (no text through a pipe)
         start, size = 0, os.fstat(f.fileno()).st_size
@@ -269,21 +308,54 @@ def _json_lines(source):
     with open(path, "rb") as f:
         f.seek(start)
         chunk = f.read(end - start)
+
+    def where(i):  # the file's line number of the chunk's line i, counted only for an error
+        return f"line {_lines_before(path, start) + i + 1:,}"
+
+    records = []
     # bytes.splitlines breaks lines where text-mode reading does (\n, \r\n, \r), unlike str.splitlines
-    lines = (line.decode("utf-8") for line in chunk.splitlines())
-    return _field_texts((json.loads(line) for line in lines if line.strip()), path, field)
+    for i, line in enumerate(chunk.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            records.append((i, json.loads(line.decode("utf-8"))))
+        except ValueError as e:  # UnicodeDecodeError or json.JSONDecodeError
+            decode_text(line, path, _lines_before(path, start) + i + 1)  # binary, or another encoding
+            raise DataError(
+                f"{path}: {where(i)} is not valid JSON ({e.msg}: column {e.colno}); fix or remove that line (one "
+                f"JSON object per line)"
+            ) from None
+    return _field_texts(records, path, field, where)
 
 
-def _field_texts(records, path, field):
-    """The non-null values of field in records."""
+def _lines_before(path, offset):
+    """How many lines of path end before byte offset."""
+    count = 0
+    with open(path, "rb") as f:
+        while offset > 0 and (block := f.read(min(offset, 1 << 24))):
+            count, offset = count + block.count(b"\n"), offset - len(block)
+    return count
+
+
+def _field_texts(records, path, field, where):
+    """The non-null values of field in records, (index, record) pairs; where(index) names one in an error."""
     texts = []
-    for record in records:
+    for i, record in records:
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}: {where(i)} is a JSON {type(record).__name__}, not an object; each record should be like "
+                f'{{"{field}": "..."}}'
+            )
         if field not in record:
             raise DataError(
-                f"{path}: a record has no {field!r} field (it has {', '.join(record)}); pass the right --text-field"
+                f"{path}: {where(i)} has no {field!r} field (it has {', '.join(record) or 'none'}); pass the right "
+                f"--text-field"
             )
-        if record[field] is not None:
-            texts.append(record[field])
+        if record[field] is None:
+            continue
+        if not isinstance(record[field], str):
+            raise DataError(f"{path}: {where(i)}: its {field!r} is a JSON {type(record[field]).__name__}, not text")
+        texts.append(record[field])
     return texts
 
 
@@ -329,9 +401,19 @@ def load_encoder(model_file: str | None = None) -> Callable:
     return sentencepiece.SentencePieceProcessor(model_file=model_file).encode
 
 
-def _init_worker(model_file, delimiter):
+def _init_worker(model_file, delimiter, parent=None):
     global _encode, _delimiter
     _encode, _delimiter = load_encoder(model_file), np.array([delimiter], np.uint16)
+    if parent is not None:  # a worker process: it ends with its parent, however the parent ends
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent):
+    """Exit once the parent process is gone (killed, even by SIGKILL, it cannot stop its workers,
+    which would otherwise go on waiting for work)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _encode_batch(read, source):
@@ -355,7 +437,7 @@ def tokenize(
     _init_worker(model_file, delimiter)
     # an executor, not multiprocessing.Pool: a worker killed (e.g. out of memory) fails the run
     # instead of hanging it forever
-    with ProcessPoolExecutor(num_proc, initializer=_init_worker, initargs=(model_file, delimiter)) as pool:
+    with ProcessPoolExecutor(num_proc, initializer=_init_worker, initargs=(model_file, delimiter, os.getpid())) as pool:
         pending = deque()
         try:
             for read, source in batches:
@@ -467,18 +549,10 @@ def write_dataset(
     desc: str | None = None,
 ) -> tuple[int, int]:
     """Write meta.json, then tokenize an iterable of documents into shards (see ShardWriter),
-    resuming after the complete shards already in out_dir, then count the val text's bytes into
-    meta.json (bpb.py). Returns (index after the last
-    shard, total tokens)."""
+    resuming after the complete shards already in out_dir (a staging.building folder: its job
+    fixes the tokenizer and the documents), then count the val text's bytes into meta.json
+    (bpb.py). Returns (index after the last shard, total tokens)."""
     os.makedirs(out_dir, exist_ok=True)
-    old = read_meta(out_dir)
-    if old is not None:
-        old.pop("val_bytes", None)  # the val text's byte count (bpb.py) is no part of the tokenizer
-    if old not in (None, meta) and glob.glob(os.path.join(out_dir, f"{name}_*.bin")):
-        raise DataError(
-            f"{out_dir}: holds {name} shards of another tokenizer (meta.json: {old}); "
-            f"delete them or choose another output folder"
-        )
     write_meta(out_dir, meta)
     writer = ShardWriter(out_dir, name, shard_tokens, val_tokens, first_index, max_tokens)
     delimiter = meta["eot_id"]  # GPT-2's end-of-text, or a SentencePiece model's BOS

@@ -142,6 +142,15 @@ def sum_over_ranks(values: list[float], dist: Distributed, device: str) -> list[
     return tensor.tolist()
 
 
+def gather_objects(obj: object, dist: Distributed) -> list:
+    """obj of every rank, in rank order, on every rank (every rank must call this)."""
+    if not dist.enabled:
+        return [obj]
+    objects = [None] * dist.world_size
+    collective(dist, lambda: torch.distributed.all_gather_object(objects, obj))
+    return objects
+
+
 def any_rank(flag: bool, dist: Distributed, device: str) -> bool:
     """True on every rank when it is true on any: ranks must take such decisions together."""
     return sum_over_ranks([float(flag)], dist, device)[0] > 0

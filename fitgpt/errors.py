@@ -15,7 +15,9 @@ written atomically is removed and the one it replaces stays intact; train.py's l
 finishes the iteration and saves a checkpoint (training.StopRequest).
 """
 
+import errno
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -65,6 +67,16 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def os_error_line(e: OSError) -> str:
+    """An OSError as one line: what failed and on which file; a full disk says how much is free."""
+    if e.errno == errno.ENOSPC:
+        folder = os.path.dirname(os.path.abspath(e.filename)) if e.filename else "."
+        free = shutil.disk_usage(folder).free / 2**20 if os.path.isdir(folder) else 0.0
+        where = f" writing {e.filename}" if e.filename else ""
+        return f"no space left on device{where} ({free:.1f} MiB free there); free disk space or write elsewhere"
+    return f"{e.strerror or e}: {e.filename}" if e.filename else str(e.strerror or e)
+
+
 def exit_at_once_on_signals() -> None:
     """Until exit_on_error takes over: Ctrl-C or SIGTERM end the script with one line at once."""
 
@@ -89,8 +101,7 @@ def exit_on_error(main: Callable[[list[str]], object], argv: list[str] | None = 
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
     except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        print(f"error: {e.strerror or e}{where}", file=sys.stderr, flush=True)
+        print(f"error: {os_error_line(e)}", file=sys.stderr, flush=True)
         sys.exit(1)
     except (KeyboardInterrupt, Interrupted) as e:
         signum = getattr(e, "signum", signal.SIGINT)

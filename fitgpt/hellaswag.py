@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from fitgpt.distributed import Distributed, sum_over_ranks
 from fitgpt.downloads import download_text
 from fitgpt.errors import ConfigError, DataError
+from fitgpt.fsutil import file_problem
 from fitgpt.shards import REPO
 from fitgpt.tokenization import Tokenizer
 
@@ -60,8 +61,9 @@ def read_items(path: str) -> list[Item]:
 def locate(path: str = "") -> str:
     """The validation file: path when given, else data/hellaswag/'s copy, downloaded on first use."""
     if path:
-        if not os.path.isfile(path):
-            raise DataError(f"hellaswag_file={path}: no such file")
+        problem = file_problem(path)
+        if problem:
+            raise DataError(f"hellaswag_file={path}: {problem}")
         return path
     if not os.path.isfile(CACHE):
         text = download_text(

@@ -1,8 +1,10 @@
 """
 Batches of (inputs, targets) from a dataset folder of token shards, used by train.py and bench.py.
 
-Every shard is memory-mapped lazily: opening a dataset reads only headers, and a batch reads only
-its B*(T+1) tokens. Two orders:
+Opening a dataset reads only the shards' headers, and a batch reads only its B*(T+1) tokens, with
+pread (a shard cut short under a running job is then one line, where a memory map would be
+SIGBUS); from the start-up check on (check_vocab), every batch's ids are checked against the
+vocabulary, so a damaged shard is one line naming it and the position. Two orders:
   'random'     - each row is a window at a random offset of a random shard, shards weighted by
                  size (nanoGPT), drawn from one seeded stream.
   'sequential' - a seeded permutation of the shards, each read front to back in contiguous
@@ -22,6 +24,7 @@ import sys
 import numpy as np
 import torch
 
+from fitgpt import staging
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import REPO, data_dir_of, find_shards, open_tokens
@@ -51,7 +54,18 @@ class TokenLoader:
         self.batch_size, self.block_size = batch_size, block_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.device = device
-        self.shards = [open_tokens(p) for p in self.paths]
+        names = sorted({os.path.basename(p).rsplit(f"_{split}_", 1)[0] for p in self.paths})
+        if len(names) > 1:
+            raise DataError(
+                f"{data_dir}: holds the {split} shards of {len(names)} datasets ({', '.join(names)}); a dataset "
+                f"folder holds one: move the others' shards to folders of their own"
+            )
+        self.shards = [open_tokens(p) for p in self.paths]  # memory maps, for check_vocab
+        # batches are read with pread, not from the maps: a shard cut short under a running job is
+        # then a short read and one line, where a map would kill the process with SIGBUS
+        self.files = [open(p, "rb") for p in self.paths]
+        self.offsets = [s.offset if isinstance(s, np.memmap) else 0 for s in self.shards]
+        self.vocab_size = None  # set by check_vocab: from then on every batch is checked against it
         self.sizes = np.array([len(s) for s in self.shards], dtype=np.int64)
         self.num_tokens = int(self.sizes.sum())
         # a window needs block_size + 1 tokens (the targets are the inputs shifted by one)
@@ -67,9 +81,10 @@ class TokenLoader:
         self.reset()
 
     def check_vocab(self, vocab_size: int, sample_tokens: int = 16384) -> int:
-        """Refuse shards holding token ids >= vocab_size, checked on the start, middle and end of
-        each shard (reading everything would take minutes on a large dataset); returns the
-        largest id seen."""
+        """Refuse shards holding token ids >= vocab_size, checked now on the start, middle and end
+        of each shard (reading everything would take minutes on a large dataset), and from now on
+        in every batch read (next_batch); returns the largest id seen."""
+        self.vocab_size = vocab_size
         largest = 0
         for path, shard in zip(self.paths, self.shards):
             n = len(shard)
@@ -77,10 +92,8 @@ class TokenLoader:
                 chunk = np.asarray(shard[start : start + sample_tokens])
                 largest = max(largest, int(chunk.max()) if chunk.size else 0)
                 if largest >= vocab_size:
-                    raise DataError(
-                        f"{path}: holds token id {largest} but the model's vocab_size is "
-                        f"{vocab_size}; the data was made with another tokenizer, or set vocab_size"
-                    )
+                    at = int(np.argmax(chunk >= vocab_size))
+                    raise outside_vocabulary(path, int(chunk[at]), start + at, vocab_size)
         return largest
 
     def reset(self) -> None:
@@ -123,12 +136,33 @@ class TokenLoader:
         self._skip_to(self.batches_read * self.world_size + self.rank)
         windows = self._draw()
         self.batches_read += 1
-        rows = np.stack([self.shards[i][s : s + self.block_size + 1] for i, s in windows]).astype(np.int64)
+        rows = np.stack([self._read(i, start) for i, start in windows]).astype(np.int64)
+        if self.vocab_size is not None and (rows.max() >= self.vocab_size or rows.min() < 0):
+            self._refuse(rows, windows)
         batch = torch.from_numpy(rows)
         if self.pin:  # page-locked memory lets the copy to the GPU overlap with compute
             batch = batch.pin_memory()
         batch = batch.to(self.device, non_blocking=True)
         return batch[:, :-1], batch[:, 1:]
+
+    def _read(self, shard: int, start: int) -> np.ndarray:
+        """block_size + 1 tokens of a shard from token start on."""
+        dtype, path = self.shards[shard].dtype, self.paths[shard]
+        want = (self.block_size + 1) * dtype.itemsize
+        data = os.pread(self.files[shard].fileno(), want, self.offsets[shard] + start * dtype.itemsize)
+        if len(data) < want:
+            raise DataError(
+                f"{path}: the shard changed size while this run read it (now {os.path.getsize(path):,} bytes, it "
+                f"held {len(self.shards[shard]):,} tokens); something rewrote it in place: prepare the dataset "
+                f"again (its prepare.py replaces shards whole), then resume"
+            )
+        return np.frombuffer(data, dtype)
+
+    def _refuse(self, rows: np.ndarray, windows: list[tuple[int, int]]) -> None:
+        """The one line for a batch holding a token id outside the vocabulary: the shard and position."""
+        row, column = (int(i) for i in np.argwhere((rows >= self.vocab_size) | (rows < 0))[0])
+        shard, start = windows[row]
+        raise outside_vocabulary(self.paths[shard], int(rows[row, column]), start + column, self.vocab_size)
 
     def state_dict(self) -> dict:
         """The stream's position after the micro-batches all ranks have read: the same on every
@@ -167,6 +201,14 @@ class TokenLoader:
         self._order = self._epoch_order(self.epoch)
 
 
+def outside_vocabulary(path: str, token: int, position: int, vocab_size: int) -> DataError:
+    return DataError(
+        f"{path}: token id {token} at position {position:,} is outside the model's vocabulary (vocab_size "
+        f"{vocab_size}): the shard is damaged (prepare the dataset again) or was made with another tokenizer "
+        f"(set vocab_size, or use a dataset of the model's tokenizer)"
+    )
+
+
 def run_loaders(
     data_dir: str, settings: TrainSettings, rank: int = 0, world_size: int = 1, device: str = "cpu"
 ) -> tuple["TokenLoader", dict[str, "TokenLoader"]]:
@@ -183,9 +225,10 @@ def run_loaders(
 
 def prepare_if_missing(config: dict) -> str:
     """The run's dataset folder; with auto_prepare, data/<dataset>/prepare.py runs first when it
-    has no train shards. A missing dataset is one line naming the command that makes it."""
+    has no train shards (or a prepare run stopped part-way). A missing dataset, or one a prepare
+    run left unfinished, is one line naming the command that makes it."""
     path = data_dir_of(config)
-    if find_shards(path, "train"):
+    if find_shards(path, "train") and not staging.swapping(path):
         return path
     dataset = config.get("dataset", "")
     prepare = os.path.join(REPO, "data", dataset, "prepare.py")
@@ -197,6 +240,7 @@ def prepare_if_missing(config: dict) -> str:
             raise DataError(f"dataset {dataset!r} could not be prepared by {os.path.relpath(prepare)}: {last}")
         sys.stderr.write(result.stderr)
         return path
+    staging.check_whole(path)
     if dataset == "fineweb_edu":
         hint = "run: python data/fineweb/prepare.py --dataset fineweb-edu"
     elif os.path.exists(prepare) and not config.get("data_dir"):

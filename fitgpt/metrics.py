@@ -141,15 +141,17 @@ def first_line(error: BaseException) -> str:
 
 
 class MetricsLog:
-    """out_dir/metrics.jsonl: one JSON object per logged step. A resumed run keeps (in kept) the
-    rows up to its checkpoint and drops the later ones, so its log reads as one run."""
+    """out_dir/metrics.jsonl: one JSON object per logged step, only ever appended to. A resumed
+    run keeps (in kept) the rows up to its checkpoint and drops the later ones, so its log reads
+    as one run: the kept rows go to a new file, renamed over the old one (a kill at any moment
+    leaves one or the other, whole)."""
 
     def __init__(self, path: str, resume_iter: int | None = None):
         self.path, self.kept = path, []
         if resume_iter is not None and os.path.exists(path):
             self.kept = [record for record in read_records(path) if record["iter"] <= resume_iter]
-            with open(path, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(record) + "\n" for record in self.kept)
+            text = "".join(json.dumps(record) + "\n" for record in self.kept).encode("utf-8")
+            atomic_write(path, lambda f: f.write(text))  # a half-written last row goes too
         elif resume_iter is None and os.path.exists(path):
             os.remove(path)
 

@@ -32,7 +32,7 @@ def is_existing_path(value: object) -> bool:
 @dataclass
 class TrainSettings:
     # output and checkpoints
-    out_dir: str = setting("out", "folder for ckpt.pt and metrics.jsonl")
+    out_dir: str = setting("out", "folder for ckpt.pt and metrics.jsonl", required=True)
     eval_interval: int = setting(250, "evaluate every this many iterations", min=1)
     eval_iters: int = setting(20, "batches per split per evaluation", min=1)
     log_interval: int = setting(10, "print and log a training line every this many iterations", min=1)
@@ -40,6 +40,9 @@ class TrainSettings:
     ckpt_interval: int = setting(0, "write ckpt.pt every this many iterations; 0 means eval_interval", min=0)
     keep_last: int = setting(0, "also keep this many older checkpoints as ckpt_<iter>.pt", min=0)
     always_save_checkpoint: bool = setting(True, "False: a periodic save happens only when val loss improved")
+    overwrite: bool = setting(
+        False, "start a new run in an out_dir holding one: its files are moved to out_dir/replaced-<time>/"
+    )
     init_from: str = setting(
         "scratch",
         "where the weights start",
@@ -204,7 +207,7 @@ class BenchSettings(TrainSettings):
 
 @dataclass
 class SampleSettings:
-    out_dir: str = setting("out", "folder holding ckpt.pt")
+    out_dir: str = setting("out", "folder holding ckpt.pt", required=True)
     init_from: str = setting("", "a llama2.c .bin file (v0 or v1, e.g. stories15M.bin) to sample instead of ckpt.pt")
     tokenizer: str = setting("", "with init_from: llama2.c's tokenizer.model, or a dataset folder")
     start: str = setting("\n", "prompt text, or FILE:path to read it from a file")
@@ -225,7 +228,7 @@ class SampleSettings:
 
 @dataclass
 class EvaluateSettings:
-    out_dir: str = setting("out", "folder holding ckpt.pt; the result is added to its metrics.jsonl")
+    out_dir: str = setting("out", "folder holding ckpt.pt; the result is added to its metrics.jsonl", required=True)
     init_from: str = setting(
         "",
         "empty: out_dir's checkpoint",
@@ -247,9 +250,10 @@ class EvaluateSettings:
 
 @dataclass
 class ExportSettings:
-    out_dir: str = setting("out", "folder holding ckpt.pt")
+    out_dir: str = setting("out", "folder holding ckpt.pt", required=True)
     hf_dir: str = setting("", "where to write the Hugging Face folder; empty means out_dir/hf")
     llama2c: str = setting("", "write llama2.c's model.bin (v0, for run.c) and tokenizer.bin here, not a HF folder")
+    overwrite: bool = setting(False, "replace the files of an earlier export in hf_dir (or llama2c's files)")
 
     def __post_init__(self):
         check_fields(self)

@@ -19,7 +19,9 @@ def split_arguments(argv: list[str]) -> tuple[list[str], dict[str, list[str]], l
             configs.append(arg)
         elif "=" in arg and "," in arg.split("=", 1)[1]:
             key, values = arg[2:].split("=", 1)
-            grid[key] = [v.strip() for v in values.split(",") if v.strip()]
+            grid[key] = [v.strip() for v in values.split(",")]
+            if "" in grid[key]:
+                raise ConfigError(f"argument '{arg}': an empty value between commas; remove the extra comma")
             if len(set(grid[key])) < 2:
                 raise ConfigError(f"argument '{arg}': a swept setting needs two or more different values")
         else:

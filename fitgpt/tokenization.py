@@ -11,6 +11,8 @@ trained on the data (train_sentencepiece: BPE with byte fallback, unk/bos/eos = 
 document starts with BOS, which is therefore meta.json's eot_id.
 """
 
+import hashlib
+import json
 import math
 import os
 from collections.abc import Iterable
@@ -42,6 +44,30 @@ def assumed_vocab_warning(data_dir: str, meta: dict | None, vocab_size: int, lar
 
 def tokenizer_kind(meta: dict | None) -> str:
     return (meta or GPT2_META).get("tokenizer", "gpt2")
+
+
+def tokenizer_identity(meta: dict | None, data_dir: str) -> dict:
+    """What a dataset's token ids mean: the tokenizer's kind, vocabulary size and a SHA-256 of its
+    table (a char dataset's characters, a SentencePiece model file; GPT-2's BPE is fixed by its
+    name). Checkpoints carry it, so that a run never resumes or fine-tunes on ids that mean other
+    characters or pieces."""
+    kind, digest = tokenizer_kind(meta), None
+    if kind == "char":
+        digest = hashlib.sha256(json.dumps(meta["chars"], ensure_ascii=False).encode("utf-8")).hexdigest()
+    elif kind == "sentencepiece":
+        model = os.path.join(data_dir, meta["model_file"])
+        if os.path.isfile(model):
+            with open(model, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+    return {"kind": kind, "vocab_size": dataset_vocab_size(meta), "sha256": digest}
+
+
+def describe_tokenizer(identity: dict) -> str:
+    """'char, 65 symbols, table 3f2a9c01d4e7': a tokenizer identity in a line."""
+    unit = {"char": "symbols", "sentencepiece": "pieces"}.get(identity["kind"], "tokens")
+    table = {"char": "table", "sentencepiece": "model"}.get(identity["kind"])
+    digest = f", {table} {identity['sha256'][:12]}" if identity.get("sha256") else ""
+    return f"{identity['kind']}, {identity['vocab_size']:,} {unit}{digest}"
 
 
 class CharTokenizer:
@@ -93,6 +119,8 @@ def load_sentencepiece(model_path: str):  # -> sentencepiece.SentencePieceProces
     """The SentencePiece model in model_path, or a one-line error naming the file."""
     import sentencepiece
 
+    if os.path.isdir(model_path):
+        raise ConfigError(f"{model_path}: a directory, not a SentencePiece model file")
     if not os.path.isfile(model_path):
         raise ConfigError(f"{model_path}: no such SentencePiece model file")
     try:
@@ -170,14 +198,14 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, out_dir: str, max
         return model
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, f"tok{vocab_size}.tmp")
-    with open(tmp + ".txt", "w", encoding="utf-8") as f:
-        room = math.inf if max_chars is None else int(max_chars)  # characters still to write
-        for text in texts:
-            if room <= 0:
-                break
-            f.write((text if len(text) <= room else text[:room]) + "\n")
-            room -= len(text)
     try:
+        with open(tmp + ".txt", "w", encoding="utf-8") as f:  # removed below, whatever goes wrong
+            room = math.inf if max_chars is None else int(max_chars)  # characters still to write
+            for text in texts:
+                if room <= 0:
+                    break
+                f.write((text if len(text) <= room else text[:room]) + "\n")
+                room -= len(text)
         sentencepiece.SentencePieceTrainer.train(
             input=tmp + ".txt",
             model_prefix=tmp,

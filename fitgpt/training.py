@@ -113,15 +113,20 @@ def estimate_loss(
     was_training = model.training
     model.eval()
     sums = []
+    # every rank runs the same number of forward passes (FSDP gathers weights in each, so a rank
+    # with one fewer would wait in a different collective): a rank past eval_iters scores a spare
+    # batch and drops it
+    rounds = math.ceil(eval_iters / dist.world_size)
     for split, loader in loaders.items():
         loader.reset()
         total = 0.0
-        mine = range(len(range(dist.rank, eval_iters, dist.world_size)))
         quiet = None if dist.master else True  # None: quiet unless stderr is a terminal
-        for _ in tqdm(mine, f"eval {split}", leave=False, unit="batch", delay=2, disable=quiet):
+        for i in tqdm(range(rounds), f"eval {split}", leave=False, unit="batch", delay=2, disable=quiet):
             x, y = loader.next_batch()
             with ctx:
-                total += model(x, y)[1].item()
+                loss = model(x, y)[1].item()
+            if dist.rank + i * dist.world_size < eval_iters:
+                total += loss
         sums.append(total)
     model.train(was_training)
     return {split: total / eval_iters for split, total in zip(loaders, sum_over_ranks(sums, dist, device))}

@@ -4,11 +4,15 @@ on, a checkpoint moves between world sizes, and shutdown is clean."""
 import json
 import os
 import shutil
+from contextlib import nullcontext
 
 import pytest
+import torch
 
 import train
 from conftest import as_args, run_script, tiny_settings
+from fitgpt import training
+from fitgpt.distributed import Distributed
 
 TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
 
@@ -26,6 +30,44 @@ def settings(char_dataset, out_dir, **overrides):
     return tiny_settings(data_dir=char_dataset, out_dir=str(out_dir), **{**defaults, **overrides})
 
 
+class IndexLoader:
+    """Batches whose loss is their index in the stream: rank r of W reads r, r+W, ..."""
+
+    def __init__(self, rank, world_size):
+        self.rank, self.world_size = rank, world_size
+
+    def reset(self):
+        self.read = 0
+
+    def next_batch(self):
+        index = self.rank + self.read * self.world_size
+        self.read += 1
+        return torch.tensor([float(index)]), None
+
+
+class MeanOf(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.passes = 0
+
+    def forward(self, x, y):
+        self.passes += 1
+        return None, x.mean()
+
+
+def test_every_rank_evaluates_as_many_batches(monkeypatch):
+    """eval_iters=5 on 2 ranks: both run 3 forward passes (a spare one on rank 1, dropped), and the
+    sum over the ranks is that of batches 0-4."""
+    monkeypatch.setattr(training, "sum_over_ranks", lambda values, dist, device: values)
+    sums, passes = [], []
+    for rank in (0, 1):
+        model, dist = MeanOf(), Distributed(rank=rank, world_size=2, enabled=True)
+        loss = training.estimate_loss(model, {"val": IndexLoader(rank, 2)}, 5, nullcontext(), dist, "cpu")["val"]
+        sums.append(loss * 5)
+        passes.append(model.passes)
+    assert passes == [3, 3] and sum(sums) == 0 + 1 + 2 + 3 + 4
+
+
 def assert_same_curve(a, b):
     assert [i for i, _ in a] == [i for i, _ in b]
     assert [round(x, 5) for _, x in a] == [round(x, 5) for _, x in b]
@@ -33,22 +75,27 @@ def assert_same_curve(a, b):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "parallelism, order, optimizer",
-    [("ddp", "sequential", "adamw"), ("fsdp", "random", "adamw"), ("ddp", "random", "muon")],
+    "parallelism, order, optimizer, eval_iters",
+    [("ddp", "sequential", "adamw", 4), ("fsdp", "random", "adamw", 3), ("ddp", "random", "muon", 4)],
 )
-def test_two_ranks_train_like_one_process_and_hand_over_to_one(char_dataset, tmp_path, parallelism, order, optimizer):
+def test_two_ranks_train_like_one_process_and_hand_over_to_one(
+    char_dataset, tmp_path, parallelism, order, optimizer, eval_iters
+):
+    """eval_iters=3 on 2 FSDP ranks: one rank scores a spare batch, or the ranks would wait in
+    different collectives (a hang until dist_timeout)."""
     one = tmp_path / "one"
-    train.run(settings(char_dataset, one, data_order=order, optimizer=optimizer))
+    train.run(settings(char_dataset, one, data_order=order, optimizer=optimizer, eval_iters=eval_iters))
     two = tmp_path / "two"
-    run_script(
-        *TORCHRUN, *as_args(settings(char_dataset, two, data_order=order, parallelism=parallelism, optimizer=optimizer))
+    two_ranks = settings(
+        char_dataset, two, data_order=order, parallelism=parallelism, optimizer=optimizer, eval_iters=eval_iters
     )
+    run_script(*TORCHRUN, *as_args(two_ranks), "--dist_timeout=60", timeout=120)
     assert_same_curve(curve(one), curve(two))  # 6 steps, evaluations included: every rank took the same update
     resumed = tmp_path / "resumed"  # the 2-rank checkpoint of iteration 3, finished by one process
     resumed.mkdir()
     shutil.copy(two / "ckpt_3.pt", resumed / "ckpt.pt")
     train.run(
-        settings(char_dataset, resumed, init_from="resume", optimizer=optimizer),
+        settings(char_dataset, resumed, init_from="resume", optimizer=optimizer, eval_iters=eval_iters),
         {"out_dir": str(resumed), "parallelism": "ddp"},
     )
     assert_same_curve([p for p in curve(one) if p[0] > 3], [p for p in curve(resumed) if p[0] > 3])
@@ -74,3 +121,19 @@ def test_shutdown_is_clean_every_time(char_dataset, tmp_path):
     for attempt in range(20):
         result = run_script(*TORCHRUN, *args, f"--out_dir={tmp_path / str(attempt)}", check=False)
         assert result.returncode == 0 and "terminate called" not in result.stderr, (attempt, result.stderr[-2000:])
+
+
+@pytest.mark.slow
+def test_two_rank_dropout_run_resumes_bit_exact(char_dataset, tmp_path):
+    """Each rank draws its own dropout masks: a 2-rank checkpoint holds every rank's RNG states
+    and a 2-rank resume puts each back on its rank, so the resumed run is the uninterrupted one."""
+    two = tmp_path / "two"
+    run_script(*TORCHRUN, *as_args(settings(char_dataset, two, dropout=0.1)))
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copy(two / "ckpt_3.pt", resumed / "ckpt.pt")
+    run_script(*TORCHRUN, "--init_from=resume", f"--out_dir={resumed}")
+    assert [p for p in curve(two) if p[0] > 3] == curve(resumed)
+    a, b = (torch.load(folder / "ckpt.pt", weights_only=True) for folder in (two, resumed))
+    assert a["iter_num"] == b["iter_num"] == 6
+    assert all(torch.equal(tensor, b["model"][name]) for name, tensor in a["model"].items())

@@ -250,7 +250,7 @@ def corrupt(path, data):
             "model shape differs from the checkpoint: n_layer=3 (checkpoint has 2)",
         ),
         ("shard", [], "_train_000000.bin: bad magic number"),
-        ("out_dir", [], "is not a writable folder"),
+        ("out_dir", [], "out is a file, not a folder; choose another out_dir"),
     ],
 )
 def test_bad_input_is_one_line_error(char_dataset, tmp_path, monkeypatch, capsys, case, args, expected):

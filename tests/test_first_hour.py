@@ -138,7 +138,7 @@ def test_failed_save_is_one_line_and_keeps_the_last_checkpoint(char_dataset, tmp
     assert code == 1 and len(stderr.splitlines()) == 1
     assert stderr.startswith(f"error: could not write a checkpoint in {out} (torch.save failed: {TORCH_DISK_FULL}; ")
     assert " free there); " in stderr and f"{out}/ckpt.pt is intact; free disk space" in stderr
-    assert sorted(os.listdir(out)) == ["ckpt.pt", "config.json", "metrics.jsonl"]  # no partial file
+    assert sorted(os.listdir(out)) == [".lock", "ckpt.pt", "config.json", "metrics.jsonl"]  # no partial file
     monkeypatch.undo()
     assert checkpoint.load_checkpoint(str(out / "ckpt.pt"))["iter_num"] == 10
 
@@ -277,7 +277,7 @@ def test_sigterm_during_the_first_evaluation_is_one_line(char_dataset, tmp_path,
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143 and stderr.splitlines()[-1] == "interrupted by SIGTERM"
     assert "Traceback" not in stderr
-    assert os.listdir(out) == ["config.json"]  # no checkpoint, no half-written file
+    assert sorted(os.listdir(out)) == [".lock", "config.json"]  # no checkpoint, no half-written file
     assert json.loads((out / "config.json").read_text())["settings"]["eval_iters"] == 100_000
 
 

@@ -167,6 +167,25 @@ def test_export_script(tmp_path, capsys):
     theirs, _ = hf_logits(tmp_path / "hf", idx)
     torch.testing.assert_close(theirs, our_logits(model, idx), atol=1e-5, rtol=0)
 
+    # a second export into the folder: refused, unless overwrite; a file where the folder should be
+    args = [f"--out_dir={out_dir}", f"--hf_dir={tmp_path / 'hf'}"]
+    written = {name: (tmp_path / "hf" / name).read_bytes() for name in os.listdir(tmp_path / "hf")}
+    code, _, stderr = cli(export.main, args, capsys)
+    assert (code, stderr) == (
+        2,
+        f"error: hf_dir={tmp_path / 'hf'} is not empty (config.json, meta.json, model.safetensors); choose a new "
+        f"folder, or pass --overwrite=True to replace an earlier export's files there\n",
+    )
+    assert {name: (tmp_path / "hf" / name).read_bytes() for name in os.listdir(tmp_path / "hf")} == written
+    code, _, _ = cli(export.main, [*args, "--overwrite=True"], capsys)
+    assert code == 0
+    (tmp_path / "a_file").write_text("not a folder")
+    code, _, stderr = cli(export.main, [f"--out_dir={out_dir}", f"--hf_dir={tmp_path / 'a_file'}"], capsys)
+    assert (code, stderr) == (
+        2,
+        f"error: hf_dir={tmp_path / 'a_file'} is a file, not a folder; name a folder for the Hugging Face model\n",
+    )
+
     code, _, stderr = cli(export.main, [f"--out_dir={tmp_path / 'missing'}"], capsys)
     assert code == 2 and stderr.startswith("error: ") and "ckpt.pt" in stderr, stderr
     code, _, stderr = cli(export.main, ["--hf_dri=x"], capsys)
@@ -187,4 +206,9 @@ def test_train_initialises_from_hf_folder(tmp_path, char_dataset):
     )
     checkpoint = torch.load(out / "ckpt.pt", weights_only=True)
     assert checkpoint["model_args"]["n_layer"] == 2 and checkpoint["model_args"]["block_size"] == 32
+    # a folder exported from a run on another character table (export.py copies meta.json): refused
+    chars = [chr(c) for c in range(32, 97)]
+    (hf_dir / "meta.json").write_text(json.dumps({"tokenizer": "char", "vocab_size": 65, "chars": chars}))
+    with pytest.raises(ConfigError, match=rf"is not the one {hf_dir} was trained with \(char, 65 symbols, table "):
+        train.run(tiny_settings(init_from=str(hf_dir), data_dir=char_dataset, out_dir=str(tmp_path / "other")))
     assert checkpoint["model_args"]["vocab_size"] == 65 and checkpoint["model_args"]["bias"] is True

@@ -271,6 +271,11 @@ def test_train_export_sample_and_import_round_trip(sp_dataset, tmp_path, capsys)
     code, stdout, stderr = cli(export.main, [f"--out_dir={out}", f"--llama2c={model_bin}"], capsys)
     assert code == 0, stderr
     assert f"./run {model_bin} -z {tmp_path / 'llama2c' / 'tokenizer.bin'}" in stdout
+    code, _, stderr = cli(export.main, [f"--out_dir={out}", f"--llama2c={model_bin}"], capsys)  # again: refused
+    assert code == 2 and stderr == (
+        f"error: llama2c={model_bin}: {model_bin} and {tmp_path / 'llama2c' / 'tokenizer.bin'} already there; "
+        f"pass --overwrite=True to replace them, or choose another path\n"
+    )
     greedy = ["--temperature=0", "--num_samples=1", "--max_new_tokens=30", "--start=First Citizen", "--device=cpu"]
     from_checkpoint = sample.main([f"--out_dir={out}", *greedy])
     from_bin = sample.main([f"--init_from={model_bin}", f"--tokenizer={sp_dataset}", *greedy])

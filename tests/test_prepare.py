@@ -5,6 +5,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece
 
-from conftest import ROOT, load_script, run_script
+import train
+from conftest import ROOT, cli, load_script, run_script
 from fitgpt import corpus, downloads
 from fitgpt.errors import FitGPTError
 from fitgpt.shards import open_tokens, read_header, read_meta
@@ -111,27 +113,40 @@ def test_text_round_trip(docs, reference, gpt2_encoding):
     assert read_meta(reference) == {"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT, "val_bytes": val_bytes}
 
 
-def test_resume_is_byte_identical(files, reference, tmp_path, capsys):
+def test_resume_is_byte_identical(files, reference, tmp_path, capsys, monkeypatch):
     expected = shard_files(reference)
     no_delimiter = [i for i, p in enumerate(shard_paths(reference)) if EOT not in open_tokens(p)]
     assert no_delimiter, "the corpus should have a shard inside one document"
     text = load_script("text")
+    real_write = corpus.write_shard
     for keep in range(1, len(expected)):  # resuming in each file, inside worker tasks
         out = tmp_path / f"keep{keep}"
-        out.mkdir()
-        for name, data in expected.items():  # an interrupted run: its complete shards...
-            if int(name[-10:-4]) < keep:
-                (out / name).write_bytes(data)
+        written = []
+
+        def write_shard(path, tokens, written=written, keep=keep):  # Ctrl-C after the first `keep` shards
+            if len(written) == keep:
+                raise KeyboardInterrupt
+            real_write(path, tokens)
+            written.append(path)
+
+        monkeypatch.setattr(corpus, "write_shard", write_shard)
+        with pytest.raises(KeyboardInterrupt):
+            text.prepare(files, str(out), val_tokens=3000, shard_tokens=SHARD, num_proc=2)
+        monkeypatch.setattr(corpus, "write_shard", real_write)
+        partial = out / ".partial"  # the interrupted run's complete shards, and no dataset yet
+        assert sorted(shard_files(partial)) == sorted(os.path.basename(p) for p in written)
+        assert not shard_files(out)
         name = os.path.basename(shard_paths(reference)[keep])  # ...a truncated shard and a temp file
-        (out / name).write_bytes(expected[name][:2000])
-        (out / f"{name}.tmp.12345").write_bytes(expected[name][:3000])
+        (partial / name).write_bytes(expected[name][:2000])
+        (partial / f"{name}.tmp.12345").write_bytes(expected[name][:3000])
+        capsys.readouterr()
         text.prepare(files, str(out), val_tokens=3000, shard_tokens=SHARD, num_proc=2)
         assert f"resuming after {keep} complete shards" in capsys.readouterr().out
         assert shard_files(out) == expected
-        assert not glob.glob(str(out / "*.tmp.*"))
+        assert not glob.glob(str(out / "*.tmp.*")) and not os.path.exists(partial)
 
 
-def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path):
+def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path, capsys):
     text = load_script("text")
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, max_tokens=12_345, num_proc=2)
     assert [
@@ -139,7 +154,9 @@ def test_max_tokens_then_extend_then_shrink(files, reference, tmp_path):
     ] == [3000, SHARD, 4345]
     assert len(shard_files(tmp_path)) == 3
     np.testing.assert_array_equal(token_stream(tmp_path), token_stream(reference)[:12_345])
+    capsys.readouterr()
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, num_proc=2)  # a larger budget
+    assert "resuming after 2 complete shards" in capsys.readouterr().out  # the finished dataset's, reused
     assert shard_files(tmp_path) == shard_files(reference)
     text.prepare(files, str(tmp_path), val_tokens=3000, shard_tokens=SHARD, max_tokens=8000, num_proc=2)
     assert sorted(shard_files(tmp_path)) == ["text_train_000001.bin", "text_val_000000.bin"]
@@ -206,7 +223,22 @@ runpy.run_path(os.path.join({root!r}, "data", "fineweb", "prepare.py"), run_name
 """
 
 
-def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encoding):
+def living_in_group(pgid):
+    """The processes of a process group that are still running (not zombies), from /proc."""
+    living = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            living.append(int(entry))
+    return living
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process groups from /proc")
+def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encoding, capsys):
     args = ["--local", *files, "--out_dir", str(tmp_path / "out"), "--shard-tokens", str(SHARD), "--num-proc", "2"]
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASH.format(root=ROOT, args=args)],
@@ -217,17 +249,28 @@ def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encodi
     )
     try:
         assert proc.wait(timeout=60) == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while living_in_group(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not living_in_group(proc.pid)  # its tokenizer processes ended with it
     finally:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # its orphaned pool workers
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     out = tmp_path / "out"
-    assert len(glob.glob(str(out / "*.tmp.*"))) == 1  # the shard being written when it died...
-    visible = shard_files(out)
+    assert not shard_files(out)  # no dataset until it is complete...
+    partial = out / ".partial"
+    assert len(glob.glob(str(partial / "*.tmp.*"))) == 1  # ...the shard being written when it died...
+    visible = shard_files(partial)
     assert sorted(visible) == ["fineweb_train_000001.bin", "fineweb_train_000002.bin", "fineweb_val_000000.bin"]
-    for name in visible:  # ...is not visible: every shard there is complete
-        assert read_header(out / name) == SHARD
+    for name in visible:  # ...is not visible: every shard there is complete, and resumes
+        assert read_header(partial / name) == SHARD
+    code, _, stderr = cli(train.main, [f"--data_dir={out}", f"--out_dir={tmp_path / 'run'}", "--device=cpu"], capsys)
+    assert code == 2 and stderr == (
+        f"error: {out}: its dataset is not finished (a prepare.py run stopped part-way; its work so far is in "
+        f"{partial}); run the same prepare command again to finish it\n"
+    )
     run_script("data/fineweb/prepare.py", *args)
     reference = tmp_path / "reference"
     run_script("data/fineweb/prepare.py", *args[:-5], str(reference), *args[-4:])
@@ -300,8 +343,8 @@ def test_text_with_tokenizer_model_reuses_its_ids(docs, files, llama_like_model,
     other = tmp_path / "other" / "tokenizer.model"
     other.parent.mkdir()
     os.replace(train_sentencepiece(docs, 360, str(other.parent)), other)
-    with pytest.raises(FitGPTError, match=r"out/tokenizer.model: a different SentencePiece model of that name"):
-        load_script("text").main([*args[:-3], str(other), "--val-tokens", "3000"])
+    load_script("text").main([*args[:-3], str(other), "--val-tokens", "3000"])  # another vocabulary: replaced
+    assert (out / "tokenizer.model").read_bytes() == other.read_bytes() and read_meta(out)["vocab_size"] == 360
     with pytest.raises(FitGPTError, match=r"c\.txt: not a SentencePiece model \("):
         load_script("text").main([*args[:-3], files[2], "--out_dir", str(tmp_path / "none")])
     assert not os.path.exists(tmp_path / "none")
@@ -338,27 +381,38 @@ def test_tinystories_gpt2_with_val_files(docs, tmp_path, gpt2_encoding):
     assert read_meta(out)["tokenizer"] == "gpt2"
 
 
-def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
+def test_a_dataset_of_another_tokenizer_is_replaced_whole(files, reference, tmp_path, capsys):
+    """A folder holding a GPT-2 dataset, prepared again with a SentencePiece vocabulary: said
+    when it starts and when it is done, and no shard of the old one is left to mix in."""
     out = tmp_path / "out"
     out.mkdir()
     for name, data in shard_files(reference).items():
         (out / name.replace("text_", "tinystories_")).write_bytes(data)
     (out / "meta.json").write_text(json.dumps({"tokenizer": "gpt2", "vocab_size": 50257, "eot_id": EOT}))
-    with pytest.raises(FitGPTError, match=r"out: holds tinystories shards of another tokenizer"):
-        load_script("tinystories").main(
-            [
-                "--local",
-                *files[:1],
-                "--local-val",
-                files[1],
-                "--text-field",
-                "text",
-                "--vocab-size",
-                "400",
-                "--out_dir",
-                str(out),
-            ]
-        )
+    old = len(shard_files(out)) + 1
+    load_script("tinystories").main(
+        [
+            *["--local", *files[:1], "--local-val", files[1], "--text-field", "text", "--vocab-size", "400"],
+            *["--out_dir", str(out), "--shard-tokens", str(SHARD), "--num-proc", "2"],
+        ]
+    )
+    stdout = capsys.readouterr().out
+    assert f"{out} holds a dataset ({old} files): it is replaced once the new one is complete" in stdout
+    assert f"replaced the dataset in {out} ({old} files) with the new one" in stdout
+    assert read_meta(out)["tokenizer"] == "sentencepiece" and token_stream(out).max() < 400
+    assert sorted(os.listdir(out)) == sorted(
+        [".job.json", ".lock", "meta.json", "tok400.model", "tok400.vocab", *shard_files(out)]
+    )
+
+
+def test_another_name_in_the_same_folder_replaces_the_dataset(files, tmp_path, capsys, gpt2_encoding):
+    """Two datasets never share a folder: the loader would read both."""
+    text = load_script("text")
+    out = tmp_path / "out"
+    text.prepare(files[2:], str(out), name="first", val_tokens=100, shard_tokens=SHARD, num_proc=1)
+    text.prepare(files[:1], str(out), name="second", val_tokens=3000, shard_tokens=SHARD, num_proc=1)
+    assert {n.split("_")[0] for n in shard_files(out)} == {"second"}
+    assert f"replaced the dataset in {out} " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -366,7 +420,7 @@ def test_refuses_to_mix_tokenizers(files, reference, tmp_path):
     [
         (["--input", "nowhere/*.jsonl"], r"nowhere/\*\.jsonl: no such file"),
         (["--input", "{csv}"], r"a\.csv: unsupported file type"),
-        (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: a record has no 'body' field \(it has text, id\)"),
+        (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: line 1 has no 'body' field \(it has text, id\)"),
         (["--input", "{parquet}", "--text-field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
     ],
 )
@@ -378,3 +432,49 @@ def test_text_errors_are_one_line(files, tmp_path, request, args, message):
     args = [a.format(csv=csv, jsonl=files[0], parquet=files[1]) for a in args]
     with pytest.raises(FitGPTError, match=message):
         load_script("text").main([*args, "--out_dir", str(tmp_path / "out"), "--num-proc", "1"])
+
+
+LATIN1 = "Où est le café? À la crème brûlée.\n".encode("latin-1") * 50
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
+
+
+@pytest.mark.parametrize("script", ["shakespeare_char", "text"])
+@pytest.mark.parametrize("kind", ["latin1", "png"])
+def test_bad_text_is_one_line_naming_the_file(tmp_path, script, kind):
+    """Text in another encoding or a binary file given as text: one line naming the file and the
+    line, saying what to do, and no tokenizer-training file (tok*.tmp.txt) left behind."""
+    path = tmp_path / "input.txt"
+    path.write_bytes(LATIN1 if kind == "latin1" else PNG)
+    out = tmp_path / "out"
+    with pytest.raises(FitGPTError) as e:
+        if script == "shakespeare_char":
+            load_script(script).main(["--input", str(path), "--out_dir", str(out)])
+        else:  # a vocabulary trained on it: the text is read before anything is tokenized
+            load_script(script).main(["--input", str(path), "--out_dir", str(out), "--vocab-size", "300"])
+    expected = {
+        "latin1": f"{path}: line 1 is not UTF-8 text (byte 0xf9): the file is in another encoding; convert it to "
+        f"UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > converted.txt",
+        "png": f"{path}: a binary file, not text (a NUL byte on line 3); pass text files (.txt, .jsonl, .json, "
+        f".parquet)",
+    }[kind]
+    assert str(e.value) == expected
+    assert not [p for p in glob.glob(str(tmp_path / "**" / "*"), recursive=True) if ".tmp" in p]
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"text": "a broken line"', "line 3 is not valid JSON (Expecting ',' delimiter: column 25); fix or remove"),
+        ('["a", "list"]', 'line 3 is a JSON list, not an object; each record should be like {"text": "..."}'),
+        ('{"text": 42}', "line 3: its 'text' is a JSON int, not text"),
+        ('{"text": "caf\xe9"}', "line 3 is not UTF-8 text (byte 0xe9)"),
+    ],
+)
+def test_a_bad_json_line_is_named_by_file_and_line(tmp_path, gpt2_encoding, line, message):
+    """Found by a tokenizer process, and reported by the main one, in one line."""
+    path = tmp_path / "a.jsonl"
+    good = json.dumps({"text": "a good line"})
+    path.write_bytes("\n".join([good, good, line, good]).encode("latin-1"))
+    with pytest.raises(FitGPTError) as e:
+        load_script("text").main(["--input", str(path), "--out_dir", str(tmp_path / "out"), "--num-proc", "2"])
+    assert str(e.value).startswith(f"{path}: {message}")

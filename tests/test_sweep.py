@@ -78,3 +78,17 @@ def test_print_gives_the_torchrun_commands(capsys):
         "torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py --learning_rate=1.2e-3 "
         "--out_dir=out-gpt2-sweep/learning_rate_1.2e-3",
     ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--learning_rate=3e-4,,1e-3"], "argument '--learning_rate=3e-4,,1e-3': an empty value between commas"),
+        (["--learning_rate=3e-4,"], "argument '--learning_rate=3e-4,': an empty value between commas"),
+        (["config", "--learning_rate=3e-4,1e-3"], "config file config is a directory, not a file"),
+        (["--out_dir=", "--learning_rate=3e-4,1e-3"], "argument '--out_dir=': 'out_dir' is empty; give it a value"),
+    ],
+)
+def test_bad_sweeps_are_one_line(argv, message, capsys):
+    code, stdout, stderr = cli(sweep.main, argv, capsys)
+    assert code == 2 and stderr.startswith(f"error: {message}") and stderr.count("\n") == 1 and not stdout

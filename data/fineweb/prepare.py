@@ -10,9 +10,10 @@ them in --num-proc processes, each document preceded by <|endoftext|> (50256), a
 of --shard-tokens tokens, llm.c's layout: <name>_val_000000.bin (the first shard; for a small
 --local corpus, under 2 shards, its first tenth), then
 <name>_train_000001.bin, ... with <name> = fineweb or fineweb_edu, plus meta.json, in
-data/<name>/ (or --out_dir). Run again with the same arguments, an interrupted run continues
-where it stopped (the documents already in shards are streamed again but not tokenized); delete
-the folder to start afresh. Importable: prepare(...) does the same.
+data/<name>/ (or --out_dir), swapped in whole once complete (the folder's old dataset stays as it
+is until then). Run again with the same arguments, an interrupted run continues where it stopped
+(the documents already in shards are streamed again but not tokenized); other arguments start
+afresh. Importable: prepare(...) does the same.
 """
 
 import argparse
@@ -21,7 +22,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt import corpus
+from fitgpt import corpus, staging
 from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, exit_on_error
 from fitgpt.tokenization import GPT2_META
@@ -63,14 +64,16 @@ def prepare(
             corpus.iter_documents(files, text_field),
             corpus.val_tokens_for(files, shard_tokens, text_field),
         )
+        source = staging.files_identity(files)
     else:
-        docs, val_tokens = hub_documents(dataset, subset), shard_tokens
-    shards, tokens = corpus.write_dataset(
-        docs, out_dir, name, GPT2_META, shard_tokens, val_tokens=val_tokens, max_tokens=max_tokens, num_proc=num_proc
-    )
-    corpus.require_train_tokens(
-        out_dir, name, tokens, val_tokens, "pass a smaller --shard-tokens (the val split is one shard)"
-    )
+        docs, val_tokens, source = hub_documents(dataset, subset), shard_tokens, f"{REPOS[dataset]} {subset}"
+    job = {"source": source, "name": name, "text_field": text_field, "shard_tokens": shard_tokens}
+    with staging.building(out_dir, job) as stage:
+        shards, tokens = corpus.write_dataset(
+            docs, stage, name, GPT2_META, shard_tokens, val_tokens=val_tokens, max_tokens=max_tokens, num_proc=num_proc
+        )
+        fix = "pass a smaller --shard-tokens (the val split is one shard)"
+        corpus.require_train_tokens(stage, name, tokens, val_tokens, fix, out_dir=out_dir)
     return shards, tokens
 
 

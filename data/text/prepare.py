@@ -17,8 +17,9 @@ or by BOS with a SentencePiece vocabulary (as llama2.c's shards are).
 The first --val-tokens tokens of that stream (default 1M, or a tenth of a corpus under 2M tokens;
 the document they end in is cut in two)
 are the validation set, <name>_val_000000.bin; the rest follow as <name>_train_000001.bin, ...
-of --shard-tokens tokens each, in data/<name>/ (or --out_dir), with meta.json. Run again with
-the same arguments, an interrupted run continues where it stopped. Importable: prepare(...).
+of --shard-tokens tokens each, in data/<name>/ (or --out_dir), with meta.json, swapped in whole
+once complete: a dataset already there is replaced then, and said so. Run again with the same
+arguments, an interrupted run continues where it stopped. Importable: prepare(...).
 """
 
 import argparse
@@ -27,7 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt import corpus
+from fitgpt import corpus, staging
 from fitgpt.errors import ConfigError, exit_on_error
 
 
@@ -52,21 +53,32 @@ def prepare(
         raise ConfigError(f"--val-tokens must be at least 1, got {val_tokens}")
     files = corpus.expand(inputs)
     val_tokens = val_tokens or corpus.val_tokens_for(files, 1_000_000, text_field)
-    model_file, meta = corpus.dataset_vocabulary(
-        out_dir, tokenizer_model, vocab_size, lambda: corpus.iter_documents(files, text_field), vocab_chars
-    )
-    shards, tokens = corpus.write_dataset(
-        corpus.iter_documents(files, text_field),
-        out_dir,
-        name,
-        meta,
-        shard_tokens,
-        val_tokens=val_tokens,
-        max_tokens=max_tokens,
-        model_file=model_file,
-        num_proc=num_proc,
-    )
-    corpus.require_train_tokens(out_dir, name, tokens, val_tokens, "pass a smaller --val-tokens")
+    job = {  # what decides the dataset's bytes: the same job resumes, another replaces it
+        "inputs": staging.files_identity(files),
+        "name": name,
+        "text_field": text_field,
+        "val_tokens": val_tokens,
+        "shard_tokens": shard_tokens,
+        "tokenizer_model": corpus.tokenizer_model_identity(tokenizer_model),
+        "vocab_size": vocab_size,
+        "vocab_chars": vocab_chars,
+    }
+    with staging.building(out_dir, job) as stage:
+        model_file, meta = corpus.dataset_vocabulary(
+            stage, tokenizer_model, vocab_size, lambda: corpus.iter_documents(files, text_field), vocab_chars
+        )
+        shards, tokens = corpus.write_dataset(
+            corpus.iter_documents(files, text_field),
+            stage,
+            name,
+            meta,
+            shard_tokens,
+            val_tokens=val_tokens,
+            max_tokens=max_tokens,
+            model_file=model_file,
+            num_proc=num_proc,
+        )
+        corpus.require_train_tokens(stage, name, tokens, val_tokens, "pass a smaller --val-tokens", out_dir=out_dir)
     return shards, tokens
 
 

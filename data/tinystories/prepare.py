@@ -19,7 +19,8 @@ llama2.c's published val losses are measured on) and copies it beside the shards
 --vocab-size N first trains a BPE vocabulary of N pieces on the first --vocab-stories training
 stories (llama2.c's train_vocab settings) and saves it as tok<N>.model beside the shards.
 Writes tinystories_val_000000.bin, ... (all validation stories), then tinystories_train_<k>.bin,
-... and meta.json in data/tinystories (or --out_dir). Rerunning an interrupted run continues it.
+... and meta.json in data/tinystories (or --out_dir), swapped in whole once complete. Rerunning
+an interrupted run continues it.
 Importable: prepare(...) does the same.
 """
 
@@ -31,7 +32,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
-from fitgpt import corpus
+from fitgpt import corpus, staging
 from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, DataError, exit_on_error
 
@@ -75,24 +76,33 @@ def prepare(
             raise ConfigError(
                 "--local: no training files left once the validation file is set aside; give more files or --local-val"
             )
-    model_file, meta = corpus.dataset_vocabulary(
-        out_dir,
-        tokenizer_model,
-        vocab_size,
-        lambda: itertools.islice(stories(train_files, text_field, "train"), vocab_stories),
-    )
-    common = dict(
-        out_dir=out_dir, name=NAME, meta=meta, shard_tokens=shard_tokens, model_file=model_file, num_proc=num_proc
-    )
-    first_train, val_tokens = corpus.write_dataset(
-        stories(val_files, text_field, "validation"), val_tokens=math.inf, desc="val", **common
-    )
-    shards, train_tokens = corpus.write_dataset(
-        stories(train_files, text_field, "train"), first_index=first_train, desc="train", **common
-    )
-    for split, tokens in (("validation", val_tokens), ("training", train_tokens)):
-        if tokens == 0:
-            raise DataError(f"{out_dir}: the {split} stories held no text; nothing to train or evaluate on")
+    job = {  # what decides the dataset's bytes: the same job resumes, another replaces it
+        "source": [staging.files_identity(f) for f in (train_files, val_files)] if local else HUB,
+        "text_field": text_field if local else None,
+        "vocab_size": vocab_size,
+        "vocab_stories": vocab_stories,
+        "tokenizer_model": corpus.tokenizer_model_identity(tokenizer_model),
+        "shard_tokens": shard_tokens,
+    }
+    with staging.building(out_dir, job) as stage:
+        model_file, meta = corpus.dataset_vocabulary(
+            stage,
+            tokenizer_model,
+            vocab_size,
+            lambda: itertools.islice(stories(train_files, text_field, "train"), vocab_stories),
+        )
+        common = dict(
+            out_dir=stage, name=NAME, meta=meta, shard_tokens=shard_tokens, model_file=model_file, num_proc=num_proc
+        )
+        first_train, val_tokens = corpus.write_dataset(
+            stories(val_files, text_field, "validation"), val_tokens=math.inf, desc="val", **common
+        )
+        shards, train_tokens = corpus.write_dataset(
+            stories(train_files, text_field, "train"), first_index=first_train, desc="train", **common
+        )
+        for split, tokens in (("validation", val_tokens), ("training", train_tokens)):
+            if tokens == 0:
+                raise DataError(f"{out_dir}: the {split} stories held no text; nothing to train or evaluate on")
     return shards, val_tokens + train_tokens
 
 

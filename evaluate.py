@@ -30,7 +30,8 @@ import os
 import configurator
 from fitgpt import distributed, hellaswag
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
-from fitgpt.metrics import METRICS_FILE, append_record, hellaswag_fields, hellaswag_line
+from fitgpt.formatting import hellaswag_line
+from fitgpt.runfiles import METRICS_FILE, append_record, hellaswag_fields
 from fitgpt.runtime import setup_device
 from fitgpt.settings import EvaluateSettings
 from fitgpt.shards import dataset_meta

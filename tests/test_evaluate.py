@@ -14,7 +14,7 @@ from fitgpt import hellaswag
 from fitgpt.architecture import GPTConfig
 from fitgpt.distributed import Distributed
 from fitgpt.errors import DataError
-from fitgpt.metrics import read_records
+from fitgpt.runfiles import read_records
 from fitgpt.tokenization import CharTokenizer
 from model import GPT
 

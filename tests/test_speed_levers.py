@@ -12,7 +12,7 @@ from conftest import TINY_MODEL, tiny_settings
 from fitgpt import distributed
 from fitgpt.distributed import Distributed
 from fitgpt.errors import SetupError
-from fitgpt.metrics import read_records
+from fitgpt.runfiles import read_records
 from fitgpt.runtime import convert_to_float8, float8_refusal
 from model import GPT
 

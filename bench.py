@@ -46,7 +46,7 @@ from fitgpt.training import out_of_memory_hint, skip_nonfinite
 from model import GPT, GPTConfig
 
 
-def random_batches(vocab_size: int, batch_size: int, block_size: int, device: str, seed: int = 0):
+def random_batches(vocab_size: int, batch_size: int, block_size: int, *, device: str, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
 
     def next_batch():
@@ -81,7 +81,9 @@ class Bench:
             convert_to_float8(self.model, c.float8_recipe, device)
         self.model.to(device)
         # as train.py: compiled, and under torchrun DDP-wrapped or FSDP2-sharded
-        self.compiled, self.ctx = distributed.wrap(self.model, dist, device, c.compile, dtype, ctx, c.compile_mode)
+        self.compiled, self.ctx = distributed.wrap(
+            self.model, dist, device, compile=c.compile, dtype=dtype, autocast=ctx, compile_mode=c.compile_mode
+        )
         self.optimizer = build_optimizer(self.model, c, device, dist.sharded)
         self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
         self.micro_steps = distributed.micro_steps_per_rank(c.gradient_accumulation_steps, dist.world_size)
@@ -93,7 +95,7 @@ class Bench:
             return TokenLoader(
                 data_dir_of(settings), "train", batch_size, c.block_size, c.data_order, seed=c.seed, device=self.device
             ).next_batch
-        return random_batches(self.config.vocab_size, batch_size, c.block_size, self.device)
+        return random_batches(self.config.vocab_size, batch_size, c.block_size, device=self.device)
 
     def step(self, next_batch, micro_steps: int) -> float:
         """What one iteration of train.py's loop runs, with its two syncs (loss and gradient norm):
@@ -183,7 +185,7 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
         f"of {capacity / GIB:.1f} GiB free"
     )
     bench.allocated_at = {}
-    found, tried = measure.find_batch_size(bench.peak_at, predicted, capacity, c.batch_margin)
+    found, tried = measure.find_batch_size(bench.peak_at, predicted, capacity, margin=c.batch_margin)
     if not found:
         raise ConfigError("not even batch_size=1 trains on this GPU; try activation_checkpointing=1 or a smaller model")
     reserved, allocated = dict(tried)[found], bench.allocated_at[found]

@@ -56,7 +56,7 @@ def run(s: EvaluateSettings) -> dict:
         model, tokenizer = model_from_checkpoint(checkpoint), get_tokenizer(meta, data_dir)
         progress = {"iter": checkpoint.get("iter_num", 0), "tokens": checkpoint.get("tokens_seen", 0)}
     encoded = hellaswag.encode_items(items, tokenizer)
-    result = hellaswag.evaluate(model.to(device), encoded, ctx, device, dist, s.batch_items)
+    result = hellaswag.evaluate(model.to(device), encoded, ctx, device, dist=dist, batch_items=s.batch_items)
     if dist.master:
         print(hellaswag_line(result))
         if progress is not None:  # beside the run's losses, where plot.py reads it

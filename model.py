@@ -274,7 +274,9 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, stop_token=None, use_cache=True):
+    def generate(
+        self, idx, max_new_tokens, temperature=1.0, top_k=None, *, top_p=None, stop_token=None, use_cache=True
+    ):
         """Extend idx (B, T) by up to max_new_tokens sampled tokens.
 
         temperature 0 picks the most likely token. With stop_token, generation ends once every row

@@ -178,7 +178,7 @@ def startup_check(s: TrainSettings, model: GPT, data: RunData, *, dist, device: 
             None if s.vocab_size else tokenization.assumed_vocab_warning(data.path, data.meta, vocab_size, largest_id)
         )
         report = [
-            startup.data_line(data.path, *data.split_tokens, s.tokens_per_iter, s.max_iters),
+            startup.data_line(data.path, data.split_tokens, s.tokens_per_iter, s.max_iters),
             *summary,
             runtime.device_line(device, dtype, model.config.head_dim),
         ]
@@ -205,7 +205,7 @@ def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed)
     # ---- data: token shards, read in windows of block_size + 1 tokens ----
     data = run_data(s, dist.rank, dist.world_size, device)  # prepared first when missing, with auto_prepare
     tokenizer = tokenization.tokenizer_identity(data.meta, data.path)  # travels in the checkpoints
-    checkpoint.check_tokenizer(s.init_from, resumed, s.out_dir, data.path, tokenizer)
+    checkpoint.check_tokenizer(s, resumed, data.path, tokenizer)
     val_counts, no_bpb = val_bytes(data.path, data.meta, keep=dist.master)  # the val text's bytes, for bits per byte
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
@@ -218,7 +218,9 @@ def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed)
                 f"float8 ({s.float8_recipe}): {swapped} linear layers"
                 + (", emulated on CPU" if device == "cpu" else "")
             )
-    step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx, s.compile_mode)
+    step_model, ctx = distributed.wrap(
+        model.to(device), dist, device, compile=s.compile, dtype=dtype, autocast=ctx, compile_mode=s.compile_mode
+    )
     if dist.rank:  # each rank its own dropout masks (the weights were made alike above)
         torch.manual_seed(s.seed + dist.rank)
     optimizer = build_optimizer(model, s, device, dist.sharded)
@@ -252,7 +254,7 @@ def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed)
 
     losses, loss, interrupted, laps, skipped_in_a_row = {}, float("nan"), False, 0, 0
     if s.eval_only or (progress.iter_num == 0 and s.max_iters > 0):
-        losses = estimate_loss(step_model, data.evals, s.eval_iters, ctx, dist, device)
+        losses = estimate_loss(step_model, data.evals, s.eval_iters, ctx, dist=dist, device=device)
         log.evaluation(progress, losses, get_lr(progress.iter_num, s))
 
     # ---- training loop ----
@@ -305,7 +307,7 @@ def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed)
             losses = {}
             if evaluated:
                 with rates.paused():  # ms/iter and tokens/s count training time only
-                    losses = estimate_loss(step_model, data.evals, s.eval_iters, ctx, dist, device)
+                    losses = estimate_loss(step_model, data.evals, s.eval_iters, ctx, dist=dist, device=device)
             logged = iter_num % s.log_interval == 0 or evaluated
             lap = rates.lap(iter_num) if logged else {}
             improved = bool(losses) and losses["val"] < progress.best_val_loss
@@ -344,7 +346,7 @@ def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed)
             last = iter_num == s.max_iters
             if hellaswag_items and (iter_num % s.hellaswag_interval == 0 or last):
                 with rates.paused():  # the plain model: compiled, every item length would recompile
-                    log.hellaswag(progress, hellaswag.evaluate(model, hellaswag_items, ctx, device, dist))
+                    log.hellaswag(progress, hellaswag.evaluate(model, hellaswag_items, ctx, device, dist=dist))
             due = iter_num % (s.ckpt_interval or s.eval_interval) == 0 or last
             if due and (s.always_save_checkpoint or improved):
                 checkpoints.save(progress, "final" if last else "periodic")

@@ -366,9 +366,9 @@ def start_tokenizer(init_from: str, checkpoint: dict | None, out_dir: str) -> tu
     return None
 
 
-def check_tokenizer(init_from: str, checkpoint: dict | None, out_dir: str, data_dir: str, identity: dict) -> None:
-    """Refuse to resume or fine-tune on a dataset whose token ids mean something else."""
-    start = start_tokenizer(init_from, checkpoint, out_dir)
+def check_tokenizer(s: TrainSettings, checkpoint: dict | None, data_dir: str, identity: dict) -> None:
+    """Refuse to resume or fine-tune (s.init_from) on a dataset whose token ids mean something else."""
+    start = start_tokenizer(s.init_from, checkpoint, s.out_dir)
     if start is not None and start[1] != identity:
         raise ConfigError(
             f"{data_dir}: its tokenizer ({describe_tokenizer(identity)}) is not the one {start[0]} was trained "

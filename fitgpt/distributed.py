@@ -84,6 +84,7 @@ def wrap(
     model: torch.nn.Module,
     dist: Distributed,
     device: str,
+    *,
     compile: bool,
     dtype: str,
     autocast: AbstractContextManager,

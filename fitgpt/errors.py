@@ -1,6 +1,6 @@
 """
-The errors fitgpt reports to a user as one line instead of a traceback, and how an entry point
-ends on Ctrl-C or SIGTERM.
+How a script fails and stops: the errors fitgpt reports to a user as one line instead of a
+traceback, and how an entry point ends on Ctrl-C or SIGTERM (train.py's loop: StopRequest).
 
 Every entry point runs its main() through exit_on_error: a FitGPTError prints "error: <message>"
 on stderr and exits with its exit_code, 2 for bad input (a setting, a file, a dataset) and 1 for a

@@ -1,7 +1,7 @@
 """
 Parameters, FLOPs and MFU: counts of a GPTConfig (parameters by part, the weights every token's
-matmuls use, training FLOPs per token) and model FLOPs utilisation. Pure arithmetic, torch-free:
-train.py, bench.py and plan.py all take their figures from here.
+matmuls use, training FLOPs per token), model FLOPs utilisation, and what activation checkpointing
+recomputes. Pure arithmetic, torch-free: train.py, bench.py and plan.py take their figures here.
 """
 
 from fitgpt.architecture import GPTConfig

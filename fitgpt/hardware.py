@@ -6,15 +6,11 @@ measured on it, bench.py --calibrate). Torch-free: plan.py reads it.
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from fitgpt.calibration import Calibration, for_gpu
 from fitgpt.calibration import load as load_calibration
 from fitgpt.errors import ConfigError
 from fitgpt.formatting import GIB
-
-if TYPE_CHECKING:
-    from fitgpt.memory import MemoryEstimate
 
 
 def matmul_precision(dtype: str, device: str) -> str:
@@ -212,9 +208,9 @@ class Device:
     mfu: tuple[float, str] = UNKNOWN_GPU_MFU  # GPU.mfu: (figure, its source)
     calibration: Calibration | None = None  # measured on this GPU: its MFU by size and memory factors
 
-    def peaks(self, estimate: "MemoryEstimate") -> tuple[float, float]:
-        """(allocated, reserved) peak bytes of a step on this device: the memory model's, scaled by
-        the calibration's measured factors when there is one."""
+    def peaks(self, estimate) -> tuple[float, float]:
+        """(allocated, reserved) peak bytes of a step on this device: the memory model's estimate
+        (a memory.MemoryEstimate), scaled by the calibration's measured factors when there is one."""
         cal = self.calibration
         allocated = estimate.total * (cal.allocated_factor or 1.0 if cal else 1.0)
         return allocated, estimate.reserved * (cal.reserved_factor or 1.0 if cal else 1.0)

@@ -1,5 +1,6 @@
 """
-Batches of (inputs, targets) from a dataset folder of token shards, used by train.py and bench.py.
+Batches of (inputs, targets) from a dataset folder of token shards, used by train.py and bench.py,
+and a run's dataset (run_data): its folder, prepared first when it is missing, meta.json, loaders.
 
 Opening a dataset reads only the shards' headers, and a batch reads only its B*(T+1) tokens, with
 pread (a shard cut short under a running job is then one line, where a memory map would be

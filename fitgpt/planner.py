@@ -63,26 +63,28 @@ class RunPlan:
     batch_size: int | None
     gradient_accumulation_steps: int | None
     activation_checkpointing: int
-    peak_memory_gib: float | None  # allocated (torch.cuda.max_memory_allocated)
-    peak_reserved_gib: float | None  # reserved by the caching allocator: what must fit
-    usable_memory_gib: float | None
-    fits: bool | None
-    max_micro_batch: int | None
     tokens_per_step: int
     total_tokens: int
     unique_tokens: int | None
     epochs: float | None
     tokens_per_param: float
     train_flops: float
-    mfu: float | None
-    mfu_source: str | None
-    tokens_per_s: float | None
-    hours: float | None
     predicted_loss: float
-    memory: dict = field(default_factory=dict)
     parallelism: str = "ddp"
-    binding: str = ""
+    # on a device (None without one)
+    peak_memory_gib: float | None = None  # allocated (torch.cuda.max_memory_allocated)
+    peak_reserved_gib: float | None = None  # reserved by the caching allocator: what must fit
+    usable_memory_gib: float | None = None
+    fits: bool | None = None
+    max_micro_batch: int | None = None
+    mfu: float | None = None
+    mfu_source: str | None = None
+    tokens_per_s: float | None = None
+    hours: float | None = None
+    memory: dict = field(default_factory=dict)
     usd: float | None = None  # hours x GPUs x the price given (plan.py --usd-per-gpu-hour)
+    # a searched option's
+    binding: str = ""
     name: str = ""  # GPT-2's name for the shape, where it has one
 
     def to_dict(self) -> dict:
@@ -127,27 +129,16 @@ def plan_run(config: GPTConfig, s, terms: Terms, dtype: str = "bf16") -> RunPlan
     total = tokens_per_step * s.max_iters
     plan = RunPlan(
         params=params,
-        n_layer=config.n_layer,
-        n_embd=config.n_embd,
-        n_head=config.n_head,
-        batch_size=s.batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps,
-        activation_checkpointing=s.activation_checkpointing,
-        peak_memory_gib=None,
-        peak_reserved_gib=None,
-        usable_memory_gib=None,
-        fits=None,
-        max_micro_batch=None,
+        **{name: getattr(config, name) for name in ("n_layer", "n_embd", "n_head")},
+        **{
+            name: getattr(s, name) for name in ("batch_size", "gradient_accumulation_steps", "activation_checkpointing")
+        },
         tokens_per_step=tokens_per_step,
         total_tokens=total,
         unique_tokens=terms.unique_tokens,
         epochs=round(total / terms.unique_tokens, 3) if terms.unique_tokens else None,
         tokens_per_param=round(total / params, 2),
         train_flops=float(flops.flops_per_token(config) * total),
-        mfu=None,
-        mfu_source=None,
-        tokens_per_s=None,
-        hours=None,
         predicted_loss=predicted_loss(params, total, terms.unique_tokens, terms.law),
         parallelism=s.parallelism,
     )

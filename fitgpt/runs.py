@@ -1,5 +1,5 @@
 """
-Run folders read back, for plot.py: config.json (when there is one) and metrics.jsonl (of a run
+Run folders read back, for plot.py and sweep.py: config.json (when there is one) and metrics.jsonl (of a run
 still being written too), and what a chart and a table need from them: a label, curves against
 tokens, iterations, FLOPs or wall time, where the run crossed one epoch, its alarms, a summary.
 Reads files only, without torch.

@@ -1,6 +1,7 @@
 """
 Device and precision: which device a run uses, its dtype, the autocast context, what the device
-is called (for the GPU table in hardware.py), and float8 training through torchao.
+is called (for the GPU table in hardware.py), its free and peak memory, and float8 training
+through torchao.
 """
 
 from contextlib import AbstractContextManager, nullcontext

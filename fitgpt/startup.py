@@ -14,10 +14,10 @@ from fitgpt.architecture import GPTConfig
 from fitgpt.formatting import GIB
 
 
-def data_line(data_dir: str, train_tokens: int, val_tokens: int, tokens_per_iter: int, max_iters: int) -> str:
-    """The data line printed at start: the splits, and the tokens and epochs the run will read
-    (the epochs_planned alarm says when that is too many)."""
-    total = tokens_per_iter * max_iters
+def data_line(data_dir: str, split_tokens: tuple[int, int], tokens_per_iter: int, max_iters: int) -> str:
+    """The data line printed at start: the splits (train and val tokens), and the tokens and epochs
+    the run will read (the epochs_planned alarm says when that is too many)."""
+    (train_tokens, val_tokens), total = split_tokens, tokens_per_iter * max_iters
     return (
         f"data: {data_dir}: {train_tokens:,} train / {val_tokens:,} val tokens; {tokens_per_iter:,} tokens per "
         f"iteration x {max_iters:,} iterations = {total:,} tokens = {total / train_tokens:.2f} epochs"

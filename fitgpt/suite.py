@@ -191,7 +191,7 @@ def train_result(out_dir: str) -> dict | None:
     }
 
 
-def run_case(case: Case, command: list[str], timeout: float, log_path: str, out_dir: str = "") -> dict:
+def run_case(case: Case, command: list[str], *, timeout: float, log_path: str, out_dir: str = "") -> dict:
     """Run one case; its record for suite.json (the result, or why there is none)."""
     t0 = time.monotonic()
     env = {**os.environ, **case.env, "PYTHONUNBUFFERED": "1"}

@@ -21,7 +21,13 @@ from fitgpt.settings import TrainSettings
 
 @torch.no_grad()
 def estimate_loss(
-    model: torch.nn.Module, loaders: dict, eval_iters: int, ctx: AbstractContextManager, dist: Distributed, device: str
+    model: torch.nn.Module,
+    loaders: dict,
+    eval_iters: int,
+    ctx: AbstractContextManager,
+    *,
+    dist: Distributed,
+    device: str,
 ) -> dict:
     """Mean loss over the first eval_iters batches of each loader's stream, shared out over the
     ranks (rank r evaluates batches r, r+W, ...) and summed, so it is the same on any number of

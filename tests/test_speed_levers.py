@@ -64,5 +64,10 @@ def test_compile_mode_reaches_torch_compile(monkeypatch, mode, passed):
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, mode=None: seen.append(mode) or model)
     model = torch.nn.Linear(4, 4)
-    assert distributed.wrap(model, Distributed(), "cpu", True, "fp32", nullcontext(), mode)[0] is model
+    assert (
+        distributed.wrap(
+            model, Distributed(), "cpu", compile=True, dtype="fp32", autocast=nullcontext(), compile_mode=mode
+        )[0]
+        is model
+    )
     assert seen == [passed]

@@ -14,7 +14,7 @@ peak memory, from the same model, optimizer and micro-step code as train.py.
     python bench.py --help
 Takes every train.py setting too. Random tokens are the default: speed does not depend on the data,
 and no dataset has to be prepared. MFU is against the GPU's dense datasheet peak at the training
-precision (fitgpt/accounting.py); an unknown device says so instead of guessing.
+precision (fitgpt/hardware.py); an unknown device says so instead of guessing.
 """
 
 from fitgpt.errors import exit_at_once_on_signals, exit_on_error
@@ -25,6 +25,7 @@ if __name__ == "__main__":
 import dataclasses
 import gc
 import json
+import math
 import resource
 import sys
 import time
@@ -32,22 +33,20 @@ import time
 import torch
 
 import configurator
-from fitgpt import accounting, distributed, measure, planner, suite
-from fitgpt.architecture import GPTConfig
-from fitgpt.checkpoint import Progress
+from fitgpt import distributed, flops, hardware, measure, memory, suite
 from fitgpt.errors import ConfigError
+from fitgpt.formatting import GIB, MIB, duration
 from fitgpt.loader import TokenLoader
-from fitgpt.metrics import duration
 from fitgpt.optim import build_optimizer
 from fitgpt.runtime import convert_to_float8, device_name, setup_device, synchronize
 from fitgpt.settings import BenchSettings
 from fitgpt.shards import data_dir_of, dataset_meta
 from fitgpt.tokenization import dataset_vocab_size
-from fitgpt.training import NonFiniteGuard, forward_backward, optimizer_step, out_of_memory_hint
-from model import GPT
+from fitgpt.training import out_of_memory_hint, skip_nonfinite
+from model import GPT, GPTConfig
 
 
-def random_batches(vocab_size: int, batch_size: int, block_size: int, device: str, seed: int = 0):
+def random_batches(vocab_size: int, batch_size: int, block_size: int, *, device: str, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
 
     def next_batch():
@@ -74,35 +73,59 @@ class Bench:
     """The model, optimizer and one train.py iteration of a config, at any micro-batch."""
 
     def __init__(
-        self, c: BenchSettings, config: GPTConfig, device: str, dtype: str, ctx, dist: distributed.Distributed
+        self, c: BenchSettings, config: GPTConfig, *, device: str, dtype: str, ctx, dist: distributed.Distributed
     ):
         self.c, self.config, self.device, self.dtype, self.dist = c, config, device, dtype, dist
-        self.model = GPT(config)
+        self.model = GPT(config, activation_checkpointing=c.activation_checkpointing, loss_chunks=c.loss_chunks)
         if c.float8:
             convert_to_float8(self.model, c.float8_recipe, device)
         self.model.to(device)
         # as train.py: compiled, and under torchrun DDP-wrapped or FSDP2-sharded
-        self.compiled, self.ctx = distributed.wrap(self.model, dist, device, c.compile, dtype, ctx, c.compile_mode)
+        self.compiled, self.ctx = distributed.wrap(
+            self.model, dist, device, compile=c.compile, dtype=dtype, autocast=ctx, compile_mode=c.compile_mode
+        )
         self.optimizer = build_optimizer(self.model, c, device, dist.sharded)
         self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
         self.micro_steps = distributed.micro_steps_per_rank(c.gradient_accumulation_steps, dist.world_size)
-        self.guard = NonFiniteGuard("stop", 1, "bench", Progress())
 
     def batches(self, batch_size: int):
         c = self.c
         if c.real_data:
             settings = dataclasses.asdict(c)
             return TokenLoader(
-                data_dir_of(settings), "train", batch_size, c.block_size, c.data_order, c.seed, device=self.device
+                data_dir_of(settings), "train", batch_size, c.block_size, c.data_order, seed=c.seed, device=self.device
             ).next_batch
-        return random_batches(self.config.vocab_size, batch_size, c.block_size, self.device)
+        return random_batches(self.config.vocab_size, batch_size, c.block_size, device=self.device)
 
     def step(self, next_batch, micro_steps: int) -> float:
-        """What one iteration of train.py runs, with its two syncs (loss and gradient norm); its loss."""
-        loss_sum = forward_backward(self.compiled, next_batch, micro_steps, self.ctx, self.scaler, self.dist)
-        loss = loss_sum.item() / micro_steps
-        optimizer_step(self.model, self.optimizer, self.scaler, self.c.grad_clip, self.guard, 0, loss)
+        """What one iteration of train.py's loop runs, with its two syncs (loss and gradient norm):
+        the micro-steps' forward and backward, then the update; its loss."""
+        loss = self.accumulate(next_batch, micro_steps).item() / micro_steps
+        self.update(loss)
         return loss
+
+    def accumulate(self, next_batch, micro_steps: int) -> torch.Tensor:
+        """train.py's micro-step loop: forward under autocast, backward of the scaled loss, the
+        gradients reduced over the ranks on the last one; the summed loss."""
+        loss_sum = 0.0
+        for micro_step in range(micro_steps):
+            x, y = next_batch()
+            distributed.sync_gradients(self.compiled, self.dist, micro_step == micro_steps - 1)
+            with self.ctx:
+                loss = self.compiled(x, y)[1]
+            loss_sum += loss.detach()
+            self.scaler.scale(loss / micro_steps).backward()
+        return loss_sum
+
+    def update(self, loss: float) -> None:
+        """train.py's update: unscale, clip, step unless the loss or gradient is non-finite, clear."""
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.c.grad_clip or math.inf)
+        grad_norm = distributed.local_norm(norm).item()
+        if not skip_nonfinite(self.c, 0, loss, grad_norm, scaled=self.scaler.is_enabled(), in_a_row=0):
+            self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
 
     def memory_phases(self, next_batch) -> dict:
         """Allocated GiB with the weights and optimizer state alone (no gradients), and what one
@@ -117,8 +140,8 @@ class Bench:
         forward = torch.cuda.memory_allocated(self.device) - state
         self.scaler.scale(loss).backward()
         del loss
-        optimizer_step(self.model, self.optimizer, self.scaler, self.c.grad_clip, self.guard, 0, 0.0)
-        return {"state_gib": state / accounting.GIB, "forward_gib": forward / accounting.GIB}
+        self.update(0.0)
+        return {"state_gib": state / GIB, "forward_gib": forward / GIB}
 
     def peak_at(self, batch_size: int) -> float:
         """Measured peak reserved bytes of one full step at this micro-batch (what runs out is
@@ -142,11 +165,8 @@ class Bench:
 
 def predicted_memory(c: BenchSettings, config: GPTConfig, dtype: str, world_size: int) -> dict:
     """plan.py's prediction for this step: the function train.py's start-up plan calls too."""
-    estimate = accounting.run_memory(config, c, dtype, world_size)
-    return {
-        "predicted_peak_memory_gib": estimate.total / accounting.GIB,
-        "predicted_peak_reserved_gib": estimate.reserved / accounting.GIB,
-    }
+    estimate = memory.run_memory(config, c, dtype, world_size)
+    return {"predicted_peak_memory_gib": estimate.total / GIB, "predicted_peak_reserved_gib": estimate.reserved / GIB}
 
 
 def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
@@ -157,16 +177,15 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
             "memory); python plan.py predicts it without one"
         )
     capacity = torch.cuda.get_device_properties(bench.device).total_memory
-    device = planner.Device(device_name(bench.device), capacity / accounting.GIB, 0.0)
-    predicted = planner.max_micro_batch(
-        bench.config, device, bench.dtype, c.compile, c.activation_checkpointing, optimizer=c.optimizer
-    )
+    device = hardware.Device(device_name(bench.device), capacity / GIB, 0.0)
+    step = dataclasses.replace(memory.Step.of(c, bench.dtype), micro_steps=1)
+    predicted = memory.max_micro_batch(bench.config, device, step)
     say(
         f"finding the largest micro-batch: the memory model predicts {predicted}; keeping {100 * c.batch_margin:.0f}% "
-        f"of {capacity / accounting.GIB:.1f} GiB free"
+        f"of {capacity / GIB:.1f} GiB free"
     )
     bench.allocated_at = {}
-    found, tried = measure.find_batch_size(bench.peak_at, predicted, capacity, c.batch_margin)
+    found, tried = measure.find_batch_size(bench.peak_at, predicted, capacity, margin=c.batch_margin)
     if not found:
         raise ConfigError("not even batch_size=1 trains on this GPU; try activation_checkpointing=1 or a smaller model")
     reserved, allocated = dict(tried)[found], bench.allocated_at[found]
@@ -174,11 +193,11 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
         dataclasses.replace(c, batch_size=found, gradient_accumulation_steps=2), bench.config, bench.dtype, 1
     )
     tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
-    accumulation = max(1, tokens_per_step // (found * c.block_size))
+    _, accumulation = memory.rebatch(c.batch_size, c.gradient_accumulation_steps, found)
     say(
         f"largest micro-batch: {found} ({found * c.block_size:,} tokens); with gradient_accumulation_steps="
         f"{accumulation}: {found * c.block_size * accumulation:,} tokens per step (the config's {tokens_per_step:,}); "
-        f"peak {allocated / accounting.GIB:.2f} GiB allocated, {reserved / accounting.GIB:.2f} GiB reserved measured; "
+        f"peak {allocated / GIB:.2f} GiB allocated, {reserved / GIB:.2f} GiB reserved measured; "
         f"{predicted_peak['predicted_peak_memory_gib']:.2f} and {predicted_peak['predicted_peak_reserved_gib']:.2f} "
         "GiB predicted"
     )
@@ -186,15 +205,11 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
         "batch_size": found,
         "gradient_accumulation_steps": accumulation,
         "predicted": predicted,
-        "peak_memory_gib": allocated / accounting.GIB,
-        "peak_reserved_gib": reserved / accounting.GIB,
+        "peak_memory_gib": allocated / GIB,
+        "peak_reserved_gib": reserved / GIB,
         **predicted_peak,
         "tried": [
-            {
-                "batch_size": b,
-                "peak_reserved_gib": p and p / accounting.GIB,
-                "peak_memory_gib": p and bench.allocated_at[b] / accounting.GIB,
-            }
+            {"batch_size": b, "peak_reserved_gib": p and p / GIB, "peak_memory_gib": p and bench.allocated_at[b] / GIB}
             for b, p in tried
         ],
     }
@@ -210,7 +225,7 @@ def time_steps(bench: Bench, c: BenchSettings, say) -> dict:
     rows = 1 if bench.device == "cpu" and not c.compile else c.batch_size
     x, y = next_batch()
     t0 = time.perf_counter()
-    forward_backward(bench.compiled, lambda: (x[:rows], y[:rows]), 1, bench.ctx, bench.scaler, bench.dist)
+    bench.accumulate(lambda: (x[:rows], y[:rows]), 1)
     bench.optimizer.zero_grad(set_to_none=True)
     synchronize(bench.device)
     first = (time.perf_counter() - t0) * c.batch_size / rows
@@ -228,11 +243,11 @@ def time_steps(bench: Bench, c: BenchSettings, say) -> dict:
     tokens_per_step = c.batch_size * c.block_size * c.gradient_accumulation_steps
     result = {"ms_per_step": seconds * 1000, "tokens_per_s": tokens_per_step / seconds, "losses": losses}
     if not cuda:
-        return {**result, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+        return {**result, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MIB}
     stats = torch.cuda.memory_stats(bench.device)
     result.update(
-        peak_memory_gib=torch.cuda.max_memory_allocated(bench.device) / accounting.GIB,
-        peak_reserved_gib=torch.cuda.max_memory_reserved(bench.device) / accounting.GIB,
+        peak_memory_gib=torch.cuda.max_memory_allocated(bench.device) / GIB,
+        peak_reserved_gib=torch.cuda.max_memory_reserved(bench.device) / GIB,
         alloc_retries=stats.get("num_alloc_retries", 0),
     )
     if not bench.dist.enabled:
@@ -260,13 +275,13 @@ def run(c: BenchSettings) -> dict:
     )
     vocab_size = c.vocab_size or dataset_vocab_size(dataset_meta(dataclasses.asdict(c))[1])  # as train.py
     config = GPTConfig.from_settings(c, vocab_size=vocab_size)
-    name, precision = device_name(device), accounting.matmul_precision(dtype, device)
-    flops_per_token = accounting.flops_per_token(config)
+    name, precision = device_name(device), hardware.matmul_precision(dtype, device)
+    flops_per_token = flops.flops_per_token(config)
     results = {
         "device": name,
         "dtype": dtype,
         "compile": c.compile,
-        "params": accounting.param_count(config),
+        "params": flops.param_count(config),
         "flops_per_token": flops_per_token,
         "block_size": c.block_size,
         "parallelism": c.parallelism if dist.enabled else "none",
@@ -277,8 +292,8 @@ def run(c: BenchSettings) -> dict:
         f"compile={c.compile}, activation_checkpointing={c.activation_checkpointing}"
         + (f"; {c.parallelism} over {dist.world_size} process(es)" if dist.enabled else "")
     )
-    bench = Bench(c, config, device, dtype, ctx, dist)
-    with out_of_memory_hint(c.batch_size, c.block_size, c.gradient_accumulation_steps, device):
+    bench = Bench(c, config, device=device, dtype=dtype, ctx=ctx, dist=dist)
+    with out_of_memory_hint(c, device):
         if c.find_batch_size:
             results["find_batch_size"] = found = find_batch_size(bench, c, say)
             c = dataclasses.replace(
@@ -298,8 +313,8 @@ def run(c: BenchSettings) -> dict:
             results["profile"] = measure.profile_steps(
                 lambda: bench.step(bench.batches(c.batch_size), bench.micro_steps), c.bench_steps, c.profile_dir, device
             )
-    peak = accounting.peak_flops(name, precision, c.peak_flops)
-    results["mfu"] = accounting.mfu(flops_per_token, results["tokens_per_s"] / dist.world_size, peak)
+    peak = hardware.peak_flops(name, precision, c.peak_flops)
+    results["mfu"] = flops.mfu(flops_per_token, results["tokens_per_s"] / dist.world_size, peak)
     if "peak_memory_gib" in results:
         memory = (
             f"peak GPU memory {results['peak_memory_gib']:.2f} GiB allocated (predicted "
@@ -315,7 +330,7 @@ def run(c: BenchSettings) -> dict:
     if c.matmul:
         rows = measure.matmul_table(device, config, c.batch_size * c.block_size)
         results["matmul"], best = rows, measure.ceiling(rows, precision)
-        results["mfu_measured_ceiling"] = accounting.mfu(flops_per_token, results["tokens_per_s"], best)
+        results["mfu_measured_ceiling"] = flops.mfu(flops_per_token, results["tokens_per_s"], best)
         say(matmul_lines(rows))
         say(
             f"measured {precision} ceiling {best / 1e12:.1f} TFLOP/s: MFU "

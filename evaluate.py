@@ -30,7 +30,8 @@ import os
 import configurator
 from fitgpt import distributed, hellaswag
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint
-from fitgpt.metrics import METRICS_FILE, append_record, hellaswag_fields, hellaswag_line
+from fitgpt.formatting import hellaswag_line
+from fitgpt.runfiles import METRICS_FILE, append_record, hellaswag_fields
 from fitgpt.runtime import setup_device
 from fitgpt.settings import EvaluateSettings
 from fitgpt.shards import dataset_meta
@@ -55,7 +56,7 @@ def run(s: EvaluateSettings) -> dict:
         model, tokenizer = model_from_checkpoint(checkpoint), get_tokenizer(meta, data_dir)
         progress = {"iter": checkpoint.get("iter_num", 0), "tokens": checkpoint.get("tokens_seen", 0)}
     encoded = hellaswag.encode_items(items, tokenizer)
-    result = hellaswag.evaluate(model.to(device), encoded, ctx, device, dist, s.batch_items)
+    result = hellaswag.evaluate(model.to(device), encoded, ctx, device, dist=dist, batch_items=s.batch_items)
     if dist.master:
         print(hellaswag_line(result))
         if progress is not None:  # beside the run's losses, where plot.py reads it

@@ -28,7 +28,7 @@ import os
 import shutil
 
 import configurator
-from fitgpt import accounting
+from fitgpt import flops
 from fitgpt.checkpoint import load_checkpoint, model_from_checkpoint, training_dataset
 from fitgpt.hf import export_hf
 from fitgpt.llama2c import export_llama2c
@@ -84,7 +84,7 @@ def run(s: ExportSettings) -> str:
         shutil.copy(os.path.join(data_dir, "meta.json"), target)
         if kind == "sentencepiece":
             shutil.copy(os.path.join(data_dir, meta["model_file"]), target)
-    print(f"wrote {arch} ({accounting.param_count(model.config):,} parameters) to {target}")
+    print(f"wrote {arch} ({flops.param_count(model.config):,} parameters) to {target}")
     if kind == "gpt2":
         print("tokenizer: GPT-2 BPE, i.e. AutoTokenizer.from_pretrained('gpt2') or tiktoken 'gpt2'")
     else:

@@ -9,7 +9,7 @@ small-scale recipe options modded-nanogpt uses: ReLU² MLP, zero-initialized out
 logit soft-capping (with tie_embeddings=False, an untied head).
 Shapes in comments use B = batch, T = time, C = n_embd, H = heads,
 K = kv heads, D = head dim, V = vocab, Vp = V padded to a multiple of 64.
-Parameter counts and FLOPs are computed from the config in fitgpt/accounting.py.
+Parameter counts and FLOPs are computed from the config in fitgpt/flops.py, memory in fitgpt/memory.py.
 """
 
 import math
@@ -182,9 +182,16 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, activation_checkpointing: int = 0, loss_chunks: int = 0):
+        """config: the shape. Two training choices, not part of the shape (a checkpoint does not
+        keep them; a resumed run may change them), plain attributes train.py sets from its settings:
+        activation_checkpointing (k > 0: while training, every k-th block keeps only its input and
+        recomputes the rest in backward) and loss_chunks (n > 1: while training, the output layer and
+        loss run over the tokens in n chunks, each chunk's logits remade in backward, so the
+        (tokens, vocab) fp32 logits never exist whole)."""
         super().__init__()
         self.config = config
+        self.activation_checkpointing, self.loss_chunks = activation_checkpointing, loss_chunks
         self.transformer = nn.ModuleDict(
             dict(
                 wte=nn.Embedding(config.padded_vocab_size, config.n_embd),
@@ -227,7 +234,7 @@ class GPT(nn.Module):
         """idx, targets: (B, T) token ids. Returns (logits, loss).
 
         With targets: logits (B, T, V) and the mean cross-entropy (targets of -1 are ignored); while
-        training with config.loss_chunks > 1, logits None (they are never whole: see below).
+        training with loss_chunks > 1, logits None (they are never whole: see below).
         Without: logits (B, 1, V) for the last position only, and loss None."""
         B, T = idx.shape
         start = cache.length if cache is not None else 0
@@ -240,7 +247,7 @@ class GPT(nn.Module):
         else:
             rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
         x = self.transformer.drop(x)
-        every = self.config.activation_checkpointing
+        every = self.activation_checkpointing
         for layer, block in enumerate(self.transformer.h):
             if every and self.training and cache is None and layer % every == 0:
                 # keep only this block's input (B, T, C); backward recomputes the rest, with the
@@ -254,8 +261,8 @@ class GPT(nn.Module):
 
         if targets is None:
             x = x[:, [-1], :]  # only the next token is needed
-        elif self.config.loss_chunks > 1 and self.training:
-            return None, chunked_cross_entropy(x, self.lm_head.weight, targets, self.config)
+        elif self.loss_chunks > 1 and self.training:
+            return None, chunked_cross_entropy(x, self.lm_head.weight, targets, self.config, self.loss_chunks)
         logits = self.lm_head(x)[..., : self.config.vocab_size]  # (B, T, V): the padding rows cut off
         cap = self.config.logit_softcap
         if cap:  # in fp32: tanh saturates early in bf16
@@ -267,7 +274,9 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, stop_token=None, use_cache=True):
+    def generate(
+        self, idx, max_new_tokens, temperature=1.0, top_k=None, *, top_p=None, stop_token=None, use_cache=True
+    ):
         """Extend idx (B, T) by up to max_new_tokens sampled tokens.
 
         temperature 0 picks the most likely token. With stop_token, generation ends once every row
@@ -293,14 +302,14 @@ class GPT(nn.Module):
         return idx
 
 
-def chunked_cross_entropy(x, weight, targets, config):
+def chunked_cross_entropy(x, weight, targets, config, chunks):
     """The mean cross-entropy of the output layer (x: (B, T, C), weight: (V_padded, C)) against
-    targets (-1 ignored), config.loss_chunks slices of tokens at a time. Each slice's logits are
+    targets (-1 ignored), `chunks` slices of tokens at a time. Each slice's logits are
     made, reduced to a summed loss and dropped; backward remakes them (torch.utils.checkpoint), so
     at no time do the (B*T, V) fp32 logits and their gradient exist whole: one slice's do."""
     x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
     total = None
-    for x_part, t_part in zip(x.chunk(config.loss_chunks), targets.chunk(config.loss_chunks)):
+    for x_part, t_part in zip(x.chunk(chunks), targets.chunk(chunks)):
         part = checkpoint(
             summed_cross_entropy, x_part, weight, t_part, config.vocab_size, config.logit_softcap, use_reentrant=False
         )

@@ -19,7 +19,7 @@ The search tries a family of shapes (depth from width at a fixed aspect ratio, a
 by the loss a scaling law predicts (Besiroglu et al. 2024's refit of Chinchilla by default, --law),
 repeats discounted on both sides as Muennighoff et al. 2023 measured, and says what binds each:
 compute, time, data or memory. Memory is the predicted peak of a training step, allocated and
-reserved by the caching allocator (fitgpt/accounting.py: counted tensor by tensor, compiled runs
+reserved by the caching allocator (fitgpt/memory.py: counted tensor by tensor, compiled runs
 as torch.compile's partitioner saves them; within -3 % and +8 % of 13 peaks measured on an H200,
 docs/sizing.md); "fits" is decided on the reserved peak, leaving 1 GiB for the CUDA context and 5 %
 for the model's error. Time assumes the GPU table's MFU, measured by fitgpt or an assumption named
@@ -36,10 +36,10 @@ import math
 import os
 
 import configurator
-from fitgpt import planner, scaling
+from fitgpt import hardware, memory, planner, scaling
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import ConfigError, exit_on_error
-from fitgpt.runs import human_count
+from fitgpt.formatting import gib, human_count
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import data_dir_of, find_shards, read_header, read_meta
 from fitgpt.tokenization import dataset_vocab_size
@@ -47,6 +47,8 @@ from fitgpt.tokenization import dataset_vocab_size
 # the train.py settings that change a plan; plan.py takes any other (a config file sets them) and ignores it
 PLANNED = (
     *GPTConfig.field_names(),
+    "activation_checkpointing",
+    "loss_chunks",
     "batch_size",
     "gradient_accumulation_steps",
     "max_iters",
@@ -157,16 +159,12 @@ def dataset_facts(data_dir: str) -> tuple[int | None, dict | None]:
 OPTIMIZER_NAMES = {"adamw": "AdamW", "muon": "Muon+AdamW"}
 
 
-def gib(x: float) -> str:
-    return f"{x:,.1f} GiB"
-
-
 def mfu_text(plan: planner.RunPlan) -> str:
     """'40% MFU (measured: ...)': the figure with its source, as every answer states it."""
     return f"{100 * plan.mfu:.0f}% MFU ({plan.mfu_source})"
 
 
-def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) -> dict:
+def evaluate(args: argparse.Namespace, rest: list[str], device: hardware.Device) -> dict:
     if args.flops or args.hours:
         raise ConfigError("--flops and --hours choose a model; with a config or settings plan.py evaluates that run")
     settings = TrainSettings(**configurator.parse_args(rest, TrainSettings))
@@ -175,22 +173,8 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
     config = GPTConfig.from_settings(settings, vocab_size=settings.vocab_size or dataset_vocab_size(meta))
     dtype = "bf16" if settings.dtype == "auto" else settings.dtype
     s, law = settings, law_of(args)
-    plan = planner.plan_run(
-        config,
-        device,
-        s.batch_size,
-        s.gradient_accumulation_steps,
-        s.max_iters,
-        dtype=dtype,
-        compile=s.compile,
-        gpus=args.gpus,
-        mfu=args.mfu,
-        unique_tokens=unique,
-        parallelism=s.parallelism,
-        law=law,
-        optimizer=s.optimizer,
-        usd_per_gpu_hour=args.usd_per_gpu_hour,
-    )
+    terms = planner.Terms(device, args.gpus, args.mfu, unique, law, args.usd_per_gpu_hour)
+    plan = planner.plan_run(config, s, terms, dtype)
     if args.json:
         print(json.dumps(plan.to_dict(), indent=1))
         return plan.to_dict()
@@ -200,14 +184,8 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
         if plan.activation_checkpointing
         else "no activation checkpointing"
     )
-    with_ckpt = planner.max_micro_batch(
-        dataclasses.replace(config, activation_checkpointing=1),
-        device,
-        dtype,
-        settings.compile,
-        1,
-        max(1, settings.gradient_accumulation_steps // args.gpus),
-        optimizer=settings.optimizer,
+    with_ckpt = memory.max_micro_batch(
+        config, device, dataclasses.replace(memory.Step.of(settings, dtype, args.gpus), activation_checkpointing=1)
     )
     epochs = f"{plan.epochs:.2f} epochs of {unique / 1e9:.3g}B tokens" if unique else "epochs unknown (no dataset)"
     cost = f"; about ${plan.usd:,.0f} at ${args.usd_per_gpu_hour:g} per GPU-hour" if plan.usd is not None else ""
@@ -235,7 +213,7 @@ def evaluate(args: argparse.Namespace, rest: list[str], device: planner.Device) 
 
 
 def header(
-    args: argparse.Namespace, found: planner.Search, device: planner.Device | None, law: scaling.Law
+    args: argparse.Namespace, found: planner.Search, device: hardware.Device | None, law: scaling.Law
 ) -> list[str]:
     """The lines above the table: what was searched, for what, and on which assumptions."""
     best, budget = found.best, found.budget
@@ -259,7 +237,7 @@ def header(
 
 
 def table(
-    rows: list[planner.RunPlan], best: planner.RunPlan, device: planner.Device | None, gpus: int, cost: bool
+    rows: list[planner.RunPlan], best: planner.RunPlan, device: hardware.Device | None, gpus: int, cost: bool
 ) -> list[str]:
     """The options around the best, one line each (micro-batch x accumulation on each GPU), with
     the constraint that binds it."""
@@ -289,7 +267,7 @@ def table(
     return lines
 
 
-def search(args: argparse.Namespace, device: planner.Device | None) -> dict:
+def search(args: argparse.Namespace, device: hardware.Device | None) -> dict:
     unique, meta = dataset_facts(args.data) if args.data else (None, None)
     unique = int(args.tokens) if args.tokens else unique
     if args.data and not unique:
@@ -304,13 +282,8 @@ def search(args: argparse.Namespace, device: planner.Device | None) -> dict:
     found = planner.search(
         arch=args.arch,
         vocab_size=dataset_vocab_size(meta),
-        device=device,
-        gpus=args.gpus,
         budget=planner.Budget(flops=args.flops, hours=args.hours),
-        unique_tokens=unique,
-        mfu=args.mfu,
-        law=law,
-        usd_per_gpu_hour=args.usd_per_gpu_hour,
+        terms=planner.Terms(device, args.gpus, args.mfu, unique, law, args.usd_per_gpu_hour),
     )
     best, why = found.best, planner.explain(found, args.gpus)
     rows = planner.shown(found)
@@ -351,12 +324,12 @@ def device_args(args: argparse.Namespace) -> str:
 
 
 def write_config(
-    args: argparse.Namespace, plan: planner.RunPlan, device: planner.Device, unique: int, why: str, law: scaling.Law
+    args: argparse.Namespace, plan: planner.RunPlan, device: hardware.Device, unique: int, why: str, law: scaling.Law
 ) -> None:
     """The recommended run as a config file train.py reads."""
     iters = plan.total_tokens // plan.tokens_per_step
-    lr = planner.learning_rate_for(plan.params)
-    warmup = min(int(planner.WARMUP_TOKENS // plan.tokens_per_step), iters // 10)
+    lr = scaling.learning_rate_for(plan.params)
+    warmup = min(int(scaling.WARMUP_TOKENS // plan.tokens_per_step), iters // 10)
     arch = {k: v for k, v in planner.ARCHS[args.arch].items() if k != "bias"}
     lines = [
         f"# Written by plan.py on {datetime.date.today()}: {args.command}",
@@ -443,7 +416,7 @@ def main(argv: list[str]) -> dict:
         device = None  # a FLOPs budget alone needs no GPU
     else:
         gpu = args.gpu or (None if args.vram_gb else "h100")
-        device = planner.device_for(gpu, args.vram_gb, args.peak_tflops, args.calibration)
+        device = hardware.device_for(gpu, args.vram_gb, args.peak_tflops, args.calibration)
     if (args.tokens or args.data or args.hours or args.flops) and not has_run:
         return search(args, device)
     return evaluate(args, rest, device)

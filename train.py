@@ -102,7 +102,7 @@ compile_mode = "default"  # 'default' | 'reduce-overhead' (CUDA graphs) | 'max-a
 float8 = False  # float8 matmuls in the blocks' linear layers (torchao; compute capability 8.9+)
 float8_recipe = "tensorwise"  # 'tensorwise' | 'rowwise' scaling
 seed = 1337
-peak_flops = 0.0  # the accelerator's peak FLOP/s for MFU; 0 looks the GPU up in fitgpt/accounting.py
+peak_flops = 0.0  # the accelerator's peak FLOP/s for MFU; 0 looks the GPU up in fitgpt/hardware.py
 backend = "nccl"  # torch.distributed backend under torchrun
 parallelism = "ddp"  # under torchrun: 'ddp' (replicas) | 'fsdp' (FSDP2, sharded weights and optimizer)
 memory_check = "refuse"  # a predicted reserved peak above the GPU's free memory: 'refuse' | 'warn' | 'off'
@@ -112,94 +112,75 @@ on_nonfinite = "stop"  # NaN/Inf loss or gradient: 'stop' (exit non-zero) | 'ski
 max_skipped_in_a_row = 10
 inject_nan_at_iter = -1  # testing hook: poison the loss of this iteration
 # -----------------------------------------------------------------------------
-from fitgpt.errors import ConfigError, exit_at_once_on_signals, exit_on_error
+from fitgpt.errors import ConfigError, StopRequest, exit_at_once_on_signals, exit_on_error
 
 if __name__ == "__main__":
     exit_at_once_on_signals()  # Ctrl-C or SIGTERM during the slow imports below: one line, no traceback
 
 import dataclasses
+import math
 import os
 from contextlib import nullcontext
 
 import torch
 
 import configurator
-from fitgpt import accounting, distributed, hellaswag
-from fitgpt.architecture import GPTConfig
+from fitgpt import checkpoint, distributed, hardware, hellaswag, runtime, startup, tokenization
 from fitgpt.bpb import val_bytes
-from fitgpt.checkpoint import (
-    Progress,
-    RunCheckpoints,
-    check_tokenizer,
-    claim_out_dir,
-    library_versions,
-    model_from_checkpoint,
-    resolve_resume,
-    restore_training,
-)
-from fitgpt.loader import prepare_if_missing, run_loaders
-from fitgpt.metrics import RunLog, Throughput, data_line, run_config
-from fitgpt.optim import build_optimizer, set_lr
-from fitgpt.planner import plan_check, plan_check_lines, startup_summary
-from fitgpt.runtime import convert_to_float8, device_line, device_name, free_memory, peak_memory, setup_device
+from fitgpt.loader import RunData, run_data
+from fitgpt.optim import build_optimizer, get_lr, set_lr
+from fitgpt.runfiles import dataset_facts, run_config
+from fitgpt.runlog import RunLog, Throughput
 from fitgpt.settings import TrainSettings
-from fitgpt.shards import read_meta
-from fitgpt.tokenization import assumed_vocab_warning, dataset_vocab_size, get_tokenizer, tokenizer_identity
-from fitgpt.training import (
-    NonFiniteGuard,
-    StopRequest,
-    estimate_loss,
-    forward_backward,
-    learning_rates,
-    optimizer_step,
-    out_of_memory_hint,
-)
-from model import GPT
+from fitgpt.training import estimate_loss, out_of_memory_hint, skip_nonfinite
+from model import GPT, GPTConfig
 
 
-def build_model(s: TrainSettings, meta: dict | None, checkpoint: dict | None) -> GPT:
+def build_model(s: TrainSettings, meta: dict | None, resumed: dict | None) -> GPT:
     """The model to train: the checkpoint's on resume, a llama2.c file's, a Hugging Face model's,
-    or a new one."""
-    if checkpoint is not None:
-        return model_from_checkpoint(checkpoint)
-    if s.init_from == "scratch":
-        return GPT(GPTConfig.from_settings(s, vocab_size=s.vocab_size or dataset_vocab_size(meta)))
-    if os.path.isfile(s.init_from):  # a llama2.c .bin (Hugging Face models are folders or Hub names)
+    or a new one; with the run's training choices, which are not part of its shape."""
+    if resumed is not None:
+        model = checkpoint.model_from_checkpoint(resumed)
+    elif s.init_from == "scratch":
+        model = GPT(GPTConfig.from_settings(s, vocab_size=s.vocab_size or tokenization.dataset_vocab_size(meta)))
+    elif os.path.isfile(s.init_from):  # a llama2.c .bin (Hugging Face models are folders or Hub names)
         from fitgpt.llama2c import load_llama2c
 
-        return load_llama2c(s.init_from, block_size=s.block_size, dropout=s.dropout)
-    from fitgpt.hf import load_hf  # 'gpt2' ... 'gpt2-xl' or a local folder; needs transformers
+        model = load_llama2c(s.init_from, block_size=s.block_size, dropout=s.dropout)
+    else:
+        from fitgpt.hf import load_hf  # 'gpt2' ... 'gpt2-xl' or a local folder; needs transformers
 
-    return load_hf(s.init_from, block_size=s.block_size, dropout=s.dropout)[0]
+        model = load_hf(s.init_from, block_size=s.block_size, dropout=s.dropout)[0]
+    model.activation_checkpointing, model.loss_chunks = s.activation_checkpointing, s.loss_chunks
+    return model
 
 
-def startup_check(
-    s: TrainSettings,
-    model: GPT,
-    data_dir: str,
-    meta: dict | None,
-    train_loader,
-    eval_loaders: dict,
-    dist: distributed.Distributed,
-    device: str,
-    dtype: str,
-) -> float | None:
+def startup_check(s: TrainSettings, model: GPT, data: RunData, *, dist, device: str, dtype: str) -> float | None:
     """Before the model moves to the device: check the data against its vocabulary, refuse a run
     whose predicted peak memory will not fit, print the plan; returns the device's peak FLOP/s."""
-    largest_id = max(loader.check_vocab(model.config.vocab_size) for loader in (train_loader, *eval_loaders.values()))
-    warning = assumed_vocab_warning(data_dir, meta, model.config.vocab_size, largest_id) if not s.vocab_size else None
-    peak = accounting.peak_flops(device_name(device), accounting.matmul_precision(dtype, device), s.peak_flops)
-    summary, refusal = startup_summary(
-        model.config, s, dist.world_size, dtype, peak, free_memory(device), device_name=device_name(device)
+    vocab_size = model.config.vocab_size
+    largest_id = max(loader.check_vocab(vocab_size) for loader in (data.train, *data.evals.values()))
+    name = runtime.device_name(device)
+    peak = hardware.peak_flops(name, hardware.matmul_precision(dtype, device), s.peak_flops)
+    summary, refusal = startup.startup_summary(
+        model.config,
+        s,
+        dtype=dtype,
+        world_size=dist.world_size,
+        peak_flops=peak,
+        free_bytes=runtime.free_memory(device),
+        device_name=name,
     )
     if refusal:
         raise ConfigError(refusal)
     if dist.master:
-        split_tokens = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
+        warning = (
+            None if s.vocab_size else tokenization.assumed_vocab_warning(data.path, data.meta, vocab_size, largest_id)
+        )
         report = [
-            data_line(data_dir, *split_tokens, s.tokens_per_iter, s.max_iters),
+            startup.data_line(data.path, data.split_tokens, s.tokens_per_iter, s.max_iters),
             *summary,
-            device_line(device, dtype, model.config.head_dim),
+            runtime.device_line(device, dtype, model.config.head_dim),
         ]
         print("\n".join(report + ([warning] if warning else [])))
     return peak
@@ -209,126 +190,168 @@ def run(s: TrainSettings, explicit: dict | None = None) -> dict:
     """Train as s says (explicit: the settings given on the command line, which win over a
     resumed checkpoint's); returns the final metrics. Rank 0 holds out_dir's lock throughout:
     one run per folder."""
-    s, checkpoint = resolve_resume(s, explicit or {})
+    s, resumed = checkpoint.resolve_resume(s, explicit or {})
     dist = distributed.from_environment(s.parallelism)
-    with claim_out_dir(s.out_dir, s.init_from, s.overwrite) if dist.master else nullcontext():
-        return train(s, checkpoint, dist)
+    with checkpoint.claim_out_dir(s.out_dir, s.init_from, s.overwrite) if dist.master else nullcontext():
+        return train(s, resumed, dist)
 
 
-def train(s: TrainSettings, checkpoint: dict | None, dist: distributed.Distributed) -> dict:
-    """The run itself, on this rank: s resolved, checkpoint loaded (on resume), out_dir held."""
+def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed) -> dict:
+    """The run itself, on this rank: s resolved, its checkpoint loaded (on resume), out_dir held."""
     micro_steps = distributed.micro_steps_per_rank(s.gradient_accumulation_steps, dist.world_size)
     device = distributed.join(dist, s.device, s.backend, s.dist_timeout)
-    device, dtype, ctx = setup_device(device, s.dtype, s.seed)  # the same initial weights on every rank
+    device, dtype, ctx = runtime.setup_device(device, s.dtype, s.seed)  # the same initial weights on every rank
 
     # ---- data: token shards, read in windows of block_size + 1 tokens ----
-    data_dir = prepare_if_missing(dataclasses.asdict(s))
-    train_loader, eval_loaders = run_loaders(data_dir, s, dist.rank, dist.world_size, device)
-    split_tokens = (eval_loaders["train"].num_tokens, eval_loaders["val"].num_tokens)
+    data = run_data(s, dist.rank, dist.world_size, device)  # prepared first when missing, with auto_prepare
+    tokenizer = tokenization.tokenizer_identity(data.meta, data.path)  # travels in the checkpoints
+    checkpoint.check_tokenizer(s, resumed, data.path, tokenizer)
+    val_counts, no_bpb = val_bytes(data.path, data.meta, keep=dist.master)  # the val text's bytes, for bits per byte
 
     # ---- model and optimizer, and on resume their state, the data position and the RNGs ----
-    meta = read_meta(data_dir)
-    tokenizer = tokenizer_identity(meta, data_dir)  # travels in the checkpoints
-    check_tokenizer(s.init_from, checkpoint, s.out_dir, data_dir, tokenizer)
-    val_counts, no_bpb = val_bytes(data_dir, meta, keep=dist.master)  # the val text's bytes, for bits per byte
-    model = build_model(s, meta, checkpoint)  # on the CPU: it moves to the device once the plan says it fits
-    model.config.activation_checkpointing = s.activation_checkpointing  # training choices, not the shape
-    model.config.loss_chunks = s.loss_chunks
-    peak = startup_check(s, model, data_dir, meta, train_loader, eval_loaders, dist, device, dtype)
+    model = build_model(s, data.meta, resumed)  # on the CPU: it moves to the device once the plan says it fits
+    peak = startup_check(s, model, data, dist=dist, device=device, dtype=dtype)
     if s.float8:
-        swapped = convert_to_float8(model, s.float8_recipe, device)
+        swapped = runtime.convert_to_float8(model, s.float8_recipe, device)
         if dist.master:
             print(
                 f"float8 ({s.float8_recipe}): {swapped} linear layers"
                 + (", emulated on CPU" if device == "cpu" else "")
             )
-    step_model, ctx = distributed.wrap(model.to(device), dist, device, s.compile, dtype, ctx, s.compile_mode)
+    step_model, ctx = distributed.wrap(
+        model.to(device), dist, device, compile=s.compile, dtype=dtype, autocast=ctx, compile_mode=s.compile_mode
+    )
     if dist.rank:  # each rank its own dropout masks (the weights were made alike above)
         torch.manual_seed(s.seed + dist.rank)
     optimizer = build_optimizer(model, s, device, dist.sharded)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
-    progress = restore_training(checkpoint, model, optimizer, scaler, train_loader, dist) if checkpoint else Progress()
-    checkpoint = None  # free its memory
+    checkpoints = checkpoint.RunCheckpoints(
+        s, dist, tokenizer, model=model, optimizer=optimizer, scaler=scaler, loader=data.train
+    )
+    progress = checkpoints.restore(resumed) if resumed else checkpoint.Progress()
+    resumed = None  # free its memory
     if dist.master and s.init_from == "resume":
         print(f"resuming from {s.out_dir}/ckpt.pt at iteration {progress.iter_num}")
+
+    # ---- what the run reports: config.json, metrics.jsonl, the console, wandb, the alarms ----
     config = run_config(
-        s, model.config, data_dir, meta, split_tokens, device_name(device), dtype, dist.world_size, library_versions()
+        s,
+        model.config,
+        dataset=dataset_facts(data.path, data.meta, data.split_tokens, val_counts),
+        device=runtime.device_name(device),
+        dtype=dtype,
+        world_size=dist.world_size,
+        versions=checkpoint.library_versions(),
     )
-    config["dataset"]["val_bytes"] = val_counts
     if dist.master and no_bpb:
         print(no_bpb)
     log = RunLog(s, dist.master, config, progress)  # writes config.json, raises the alarms the plan holds
-    checkpoints = RunCheckpoints(s.out_dir, s.keep_last, dataclasses.asdict(s), dist, tokenizer)
-    guard = NonFiniteGuard(s.on_nonfinite, s.max_skipped_in_a_row, s.out_dir, progress)
-    lr_at = learning_rates(s)
     hellaswag_items = None
     if s.hellaswag_interval:  # read and tokenized once: a missing file fails now, not hours in
         items = hellaswag.read_items(hellaswag.locate(s.hellaswag_file))
-        hellaswag_items = hellaswag.encode_items(items[: s.hellaswag_limit or None], get_tokenizer(meta, data_dir))
+        encode = tokenization.get_tokenizer(data.meta, data.path)
+        hellaswag_items = hellaswag.encode_items(items[: s.hellaswag_limit or None], encode)
 
-    def evaluate(record: bool = False) -> dict:  # over all ranks: every rank takes the same decisions
-        losses = estimate_loss(step_model, eval_loaders, s.eval_iters, ctx, dist, device)
-        log.evaluation(progress, losses, lr_at(progress.iter_num), record)
-        return losses
-
-    losses, loss, interrupted, laps = {}, float("nan"), False, 0
+    losses, loss, interrupted, laps, skipped_in_a_row = {}, float("nan"), False, 0, 0
     if s.eval_only or (progress.iter_num == 0 and s.max_iters > 0):
-        losses = evaluate(record=True)
+        losses = estimate_loss(step_model, data.evals, s.eval_iters, ctx, dist=dist, device=device)
+        log.evaluation(progress, losses, get_lr(progress.iter_num, s))
 
     # ---- training loop ----
-    rates = Throughput(s.tokens_per_iter, config["flops_per_token"], peak, dist.world_size, progress, s.max_iters)
+    rates = Throughput(
+        progress,
+        tokens_per_iter=s.tokens_per_iter,
+        flops_per_token=config["flops_per_token"],
+        peak_flops=peak,
+        world_size=dist.world_size,
+        max_iters=s.max_iters,
+    )
     with StopRequest() as stop:
         step_model.train()
         while progress.iter_num < s.max_iters and not s.eval_only:
-            lr = lr_at(progress.iter_num)
+            lr = get_lr(progress.iter_num, s)
             set_lr(optimizer, lr)  # every group: lr times its own peak over learning_rate
-            poison = progress.iter_num == s.inject_nan_at_iter
-            with out_of_memory_hint(s.batch_size, s.block_size, s.gradient_accumulation_steps, device):
-                loss_sum = forward_backward(step_model, train_loader.next_batch, micro_steps, ctx, scaler, dist, poison)
+
+            # forward and backward over the micro-steps, the gradients summed (scaled by 1/micro_steps)
+            loss_sum = 0.0
+            with out_of_memory_hint(s, device):
+                for micro_step in range(micro_steps):
+                    x, y = data.train.next_batch()
+                    # DDP/FSDP reduce the gradients over the ranks on the last micro-step only
+                    distributed.sync_gradients(step_model, dist, micro_step == micro_steps - 1)
+                    with ctx:
+                        loss = step_model(x, y)[1]  # not the logits: kept through backward, 2 bytes x vocab a token
+                    if progress.iter_num == s.inject_nan_at_iter:
+                        loss = loss * float("nan")  # a testing hook
+                    loss_sum += loss.detach()  # a tensor: nothing waits for the GPU here
+                    scaler.scale(loss / micro_steps).backward()
             # the mean over every micro-step of every rank: the run's loss, and one decision for all ranks
             loss = distributed.sum_over_ranks([loss_sum.item()], dist, device)[0] / s.gradient_accumulation_steps
-            grad_norm = optimizer_step(model, optimizer, scaler, s.grad_clip, guard, progress.iter_num, loss)
-            progress.iter_num += 1
-            progress.tokens_seen += s.tokens_per_iter
 
-            evaluated = progress.iter_num % s.eval_interval == 0 or progress.iter_num == s.max_iters
-            with rates.paused():  # ms/iter and tokens/s count training time only
-                losses = evaluate() if evaluated else {}
-            if progress.iter_num % s.log_interval == 0 or evaluated:
-                lap = rates.lap()
-                log.step(progress, loss, lr, grad_norm, lap, losses)  # and the alarms that first hold
+            # clip the gradients, then step: unless the loss or the gradient is NaN/Inf
+            scaler.unscale_(optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip or math.inf)
+            grad_norm = distributed.local_norm(norm).item()  # before clipping
+            skip = skip_nonfinite(
+                s, progress.iter_num, loss, grad_norm, scaled=scaler.is_enabled(), in_a_row=skipped_in_a_row
+            )
+            if not skip:
+                scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            skipped_in_a_row = skipped_in_a_row + 1 if skip else 0
+
+            # evaluate, log, and advance the progress: the one place it changes
+            iter_num = progress.iter_num + 1
+            evaluated = iter_num % s.eval_interval == 0 or iter_num == s.max_iters
+            losses = {}
+            if evaluated:
+                with rates.paused():  # ms/iter and tokens/s count training time only
+                    losses = estimate_loss(step_model, data.evals, s.eval_iters, ctx, dist=dist, device=device)
+            logged = iter_num % s.log_interval == 0 or evaluated
+            lap = rates.lap(iter_num) if logged else {}
+            improved = bool(losses) and losses["val"] < progress.best_val_loss
+            progress = dataclasses.replace(
+                progress,
+                iter_num=iter_num,
+                tokens_seen=progress.tokens_seen + s.tokens_per_iter,
+                best_val_loss=losses["val"] if improved else progress.best_val_loss,
+                skipped_batches=progress.skipped_batches + skip,
+                elapsed_s=lap.get("elapsed_s", progress.elapsed_s),
+            )
+            if logged:
+                log.step(progress, loss=loss, lr=lr, grad_norm=grad_norm, rates=lap, losses=losses)  # and new alarms
                 laps += 1
                 if laps == 2:  # once, the first lap (compilation) behind it: the plan against the measurement
-                    check = plan_check(
-                        iter_num=progress.iter_num,
-                        config=model.config,
-                        settings=s,
+                    check = startup.plan_check(
+                        model.config,
+                        s,
+                        iter_num=iter_num,
                         dtype=dtype,
                         world_size=dist.world_size,
-                        device_name=device_name(device),
-                        measured=peak_memory(device),
+                        device_name=runtime.device_name(device),
+                        measured=runtime.peak_memory(device),
                         measured_mfu=lap["mfu"],
                     )
-                    log.plan_check(progress, check, *plan_check_lines(check))
-            improved = bool(losses) and losses["val"] < progress.best_val_loss
-            if improved:
-                progress.best_val_loss = losses["val"]
-            reason = f"{stop.requested} received" if stop.requested else log.stop_reason  # a signal, early_stop
-            if distributed.any_rank(reason is not None, dist, device):  # all ranks stop together
+                    log.plan_check(progress, check)
+
+            # stop on a signal or early_stop (all ranks together), score HellaSwag, save a checkpoint
+            reason = f"{stop.requested} received" if stop.requested else log.stop_reason
+            if distributed.any_rank(reason is not None, dist, device):
                 reason = reason or "a signal to another rank received"
                 interrupted = reason != log.stop_reason  # a signal, not early_stop: the run is not finished
-                checkpoints.save(model, optimizer, scaler, progress, train_loader, reason)
+                checkpoints.save(progress, reason)
                 log.stopped(progress.iter_num, s.out_dir)
                 break
-            last = progress.iter_num == s.max_iters
-            if hellaswag_items and (progress.iter_num % s.hellaswag_interval == 0 or last):
+            last = iter_num == s.max_iters
+            if hellaswag_items and (iter_num % s.hellaswag_interval == 0 or last):
                 with rates.paused():  # the plain model: compiled, every item length would recompile
-                    log.hellaswag(progress, hellaswag.evaluate(model, hellaswag_items, ctx, device, dist))
-            due = progress.iter_num % (s.ckpt_interval or s.eval_interval) == 0 or last
+                    log.hellaswag(progress, hellaswag.evaluate(model, hellaswag_items, ctx, device, dist=dist))
+            due = iter_num % (s.ckpt_interval or s.eval_interval) == 0 or last
             if due and (s.always_save_checkpoint or improved):
-                checkpoints.save(model, optimizer, scaler, progress, train_loader, "final" if last else "periodic")
+                checkpoints.save(progress, "final" if last else "periodic")
     if not s.eval_only:
-        log.summary(progress, rates.clock() - rates.run_start, checkpoints.last_path, finished=not interrupted)
+        log.summary(progress, rates.wall_seconds(), checkpoints.last_path, finished=not interrupted)
     log.close()
     step_model = None  # release DDP's communication objects while the process group still exists
     distributed.teardown(dist)

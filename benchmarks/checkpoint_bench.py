@@ -15,9 +15,10 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from fitgpt import accounting
+from fitgpt import flops
 from fitgpt.checkpoint import capture_rng_state, library_versions, load_checkpoint, verify_checksums, write_checkpoint
-from fitgpt.training import make_optimizer
+from fitgpt.optim import build_optimizer
+from fitgpt.settings import TrainSettings
 from model import GPT, GPTConfig
 
 
@@ -28,7 +29,7 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     model = GPT(GPTConfig())  # GPT-2 124M
-    optimizer = make_optimizer(model, 0.1, 6e-4, (0.9, 0.95), "cpu")
+    optimizer = build_optimizer(model, TrainSettings(weight_decay=0.1, learning_rate=6e-4), "cpu")
     idx = torch.randint(0, model.config.vocab_size, (1, 64))
     model(idx, idx)[1].backward()
     optimizer.step()  # creates the two AdamW moment buffers per parameter
@@ -57,7 +58,7 @@ def main():
         load_s = time.perf_counter() - t0
     verify_s = statistics.median(verify)
     print(
-        f"GPT-2 124M ({accounting.param_count(model.config):,} params) + AdamW state: checkpoint {size_mb:.0f} MB; "
+        f"GPT-2 124M ({flops.param_count(model.config):,} params) + AdamW state: checkpoint {size_mb:.0f} MB; "
         f"save {statistics.median(times):.2f} s median of {args.repeats} (min {min(times):.2f}, max {max(times):.2f}), "
         f"{size_mb / statistics.median(times):.0f} MB/s; checksum check {verify_s:.2f} s median of {args.repeats} "
         f"({size_mb / 1e3 / verify_s:.2f} GB/s); load with the check {load_s:.2f} s"

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
-from fitgpt.metrics import read_records
+from fitgpt.runfiles import read_records
 
 SEEDS = (1, 2, 3)
 # the candidate recipe options --ablate measures: name -> (the train.py argument that turns it on,

@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import configurator
-from fitgpt import accounting
+from fitgpt import flops
 from fitgpt.runtime import setup_device
 from fitgpt.settings import TrainSettings
 from model import GPT, GPTConfig
@@ -47,7 +47,7 @@ def main():
     model = GPT(GPTConfig.from_settings(settings)).eval()
     _, _, ctx = setup_device("cpu", args.dtype)
     print(
-        f"{args.config}: {accounting.param_count(model.config):,} parameters, block_size {args.block_size}, "
+        f"{args.config}: {flops.param_count(model.config):,} parameters, block_size {args.block_size}, "
         f"{args.dtype}, {torch.get_num_threads()} threads, {args.new_tokens} new tokens from a 1-token prompt"
     )
     prompt = torch.zeros(1, 1, dtype=torch.long)

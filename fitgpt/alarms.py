@@ -44,7 +44,7 @@ class Alarm:
 
 
 def planned_epochs(
-    train_tokens: int, tokens_per_iter: int, max_iters: int, limit: float, iter_num: int = 0, tokens: int = 0
+    train_tokens: int, tokens_per_iter: int, max_iters: int, *, limit: float, iter_num: int = 0, tokens: int = 0
 ) -> Alarm | None:
     """More passes over the train split planned than limit: past one, val loss plateaus."""
     total = tokens_per_iter * max_iters
@@ -63,7 +63,7 @@ def planned_epochs(
 
 
 def epochs_crossed(
-    tokens_before: int, record: dict, train_tokens: int, tokens_per_iter: int, limit: float
+    tokens_before: int, record: dict, train_tokens: int, tokens_per_iter: int, *, limit: float
 ) -> list[Alarm]:
     """One alarm per whole epoch k >= limit completed between tokens_before and this row's tokens."""
     if not limit:
@@ -169,13 +169,22 @@ class RunAlarms:
             return []
         s = self.s
         return self._new(
-            [planned_epochs(self.train_tokens, s.tokens_per_iter, s.max_iters, s.alarm_epochs, iter_num, tokens)]
+            [
+                planned_epochs(
+                    self.train_tokens,
+                    s.tokens_per_iter,
+                    s.max_iters,
+                    limit=s.alarm_epochs,
+                    iter_num=iter_num,
+                    tokens=tokens,
+                )
+            ]
         )
 
     def update(self, record: dict) -> list[Alarm]:
         """The alarms that first hold after this metrics.jsonl row (a step or an evaluation)."""
         s = self.s
-        found = epochs_crossed(self.tokens, record, self.train_tokens, s.tokens_per_iter, s.alarm_epochs)
+        found = epochs_crossed(self.tokens, record, self.train_tokens, s.tokens_per_iter, limit=s.alarm_epochs)
         self.tokens = record["tokens"]
         if "val_loss" in record:
             self.history.append(record)

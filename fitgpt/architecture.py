@@ -1,6 +1,6 @@
 """
 GPTConfig: the shape and options of a model. It lives here, free of torch, so that plan.py and
-the accounting module can size a model in milliseconds; model.py builds the network from it.
+flops.py and memory.py can size a model in milliseconds; model.py builds the network from it.
 
 The default is GPT-2 small (learned position embeddings, LayerNorm, GELU MLP, tied embeddings).
 Options make it Llama-style: RoPE, RMSNorm, SwiGLU, grouped-query attention, QK-norm.
@@ -36,12 +36,6 @@ class GPTConfig:
     qk_norm: bool = False  # RMSNorm on each head's query and key before attention
     logit_softcap: float = 0.0  # > 0: logits become cap * tanh(logits / cap) (Gemma 2, modded-nanogpt)
     zero_init_proj: bool = False  # the blocks' output projections start at zero: each block starts as the identity
-    # a training choice, not part of the shape (a resumed run may change it): while training, every
-    # k-th block keeps only its input and recomputes the rest in backward; 0 is off, 1 every block
-    activation_checkpointing: int = 0
-    # also a training choice: the output layer and loss run over the tokens in this many chunks, each
-    # chunk's logits remade in backward, so the (tokens, vocab) fp32 logits never exist whole; 0, 1 off
-    loss_chunks: int = 0
 
     def __post_init__(self):
         for name in ("block_size", "vocab_size", "vocab_multiple", "n_layer", "n_head", "n_embd", "multiple_of"):
@@ -62,10 +56,6 @@ class GPTConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.activation_checkpointing < 0:
-            raise ConfigError(f"activation_checkpointing must be >= 0, got {self.activation_checkpointing}")
-        if self.loss_chunks < 0:
-            raise ConfigError(f"loss_chunks must be >= 0, got {self.loss_chunks}")
         if self.logit_softcap < 0:
             raise ConfigError(f"logit_softcap must be >= 0 (0 is off), got {self.logit_softcap}")
         if self.mlp_hidden is not None and self.mlp_hidden <= 0:

@@ -8,10 +8,8 @@ the GPU table's MFU and the bare memory model, and say so. Torch-free: plan.py r
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 
-from fitgpt import accounting
 from fitgpt.errors import ConfigError
 
 FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "calibration")
@@ -68,12 +66,6 @@ def load(path: str) -> Calibration:
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"calibration file {path}: not a bench.py --calibrate result ({e})") from None
-
-
-def file_name(device: str) -> str:
-    """calibration/<this>.json: the GPU table's key for a device torch names, else its name made a slug."""
-    gpu = accounting.gpu_for_device_name(device)
-    return f"{gpu.key if gpu else re.sub(r'[^a-z0-9]+', '-', device.lower()).strip('-')}.json"
 
 
 def for_gpu(key: str | None, folder: str = FOLDER) -> Calibration | None:

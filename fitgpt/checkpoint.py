@@ -3,9 +3,9 @@ Everything a checkpoint holds and how it is written, found and read back.
 
 A training checkpoint is a dict: `model` (the un-compiled model's state dict), `model_args`
 (GPTConfig fields), `optimizer`, `scaler`, progress (`iter_num`, `tokens_seen`, `best_val_loss`,
-`skipped_batches`, `elapsed_s`), `config` (the run's settings), `loader` (each rank's data position), `rng`
-(Python, numpy, torch and CUDA generator states; `rng_ranks`: every rank's), `tokenizer` (the
-dataset's tokenizer identity) and `versions`. It is written atomically
+`skipped_batches`, `elapsed_s`), `config` (the run's settings), `loader` (the data stream's position,
+the same on every rank at a step boundary), `rng_ranks` (every rank's Python, numpy, torch and CUDA
+generator states), `tokenizer` (the dataset's tokenizer identity) and `versions`. It is written atomically
 (temporary file, fsync, rename) and read with torch.load(weights_only=True), which refuses
 arbitrary pickled objects. out_dir/ckpt.pt is the latest; keep_last also keeps ckpt_<iter>.pt.
 
@@ -34,19 +34,19 @@ import torch
 from fitgpt import distributed
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import CheckpointError, ConfigError, RunFailure, first_line
-from fitgpt.fsutil import atomic_write, free_bytes, fsync_folder, hold_folder, size_text
+from fitgpt.formatting import size_text
+from fitgpt.fsutil import atomic_write, free_bytes, fsync_folder, hold_folder
 from fitgpt.loader import TokenLoader
 from fitgpt.settings import HF_NAMES, TrainSettings
 from fitgpt.shards import dataset_meta, read_meta
 from fitgpt.tokenization import describe_tokenizer, tokenizer_identity
 from model import GPT
 
-TRAINING_CHOICES = ("activation_checkpointing", "loss_chunks")  # in model_args, but a resumed run may change them
 
-
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Progress:
-    """How far a run has come; stored as top-level keys of its checkpoints."""
+    """How far a run has come; stored as top-level keys of its checkpoints. Frozen: train.py's loop
+    is the one place that advances it (dataclasses.replace), once per iteration."""
 
     iter_num: int = 0
     tokens_seen: int = 0
@@ -148,10 +148,8 @@ def clean_state_dict(state_dict: dict) -> dict:
 
 def model_from_checkpoint(checkpoint: dict, path: str = "checkpoint") -> GPT:
     """Build a GPT from a loaded checkpoint dict and fill in its weights."""
-    args = dict(checkpoint["model_args"])
-    args.setdefault("vocab_multiple", 1)  # checkpoints from before vocabulary padding
     try:
-        config = GPTConfig(**args)
+        config = GPTConfig(**checkpoint["model_args"])
     except (TypeError, ConfigError) as e:
         raise CheckpointError(f"{path}: its model_args do not make a valid GPTConfig ({e})") from None
     model = GPT(config)
@@ -182,60 +180,6 @@ def restore_rng_state(state: dict) -> None:
 
 def library_versions() -> dict:
     return {"torch": str(torch.__version__), "numpy": np.__version__, "python": sys.version.split()[0]}
-
-
-def training_checkpoint(
-    model_state: dict,
-    optimizer_state: dict,
-    config: GPTConfig,
-    scaler: torch.amp.GradScaler,
-    progress: Progress,
-    settings: dict,
-    loader_state: dict,
-    tokenizer: dict | None = None,
-    rng_states: list[dict] | None = None,
-) -> dict:
-    """The checkpoint of a run in progress (full, unsharded states: distributed.full_state);
-    tokenizer: its dataset's tokenization.tokenizer_identity; rng_states: every rank's RNG
-    states, in rank order (this process's when None)."""
-    rng_states = rng_states or [capture_rng_state()]
-    return {
-        "model": model_state,
-        "optimizer": optimizer_state,
-        "scaler": scaler.state_dict(),
-        "model_args": config.to_dict(),
-        **dataclasses.asdict(progress),
-        "config": settings,
-        "loader": loader_state,
-        "rng": rng_states[0],  # rank 0's, as checkpoints before rng_ranks held
-        "rng_ranks": rng_states,
-        "tokenizer": tokenizer,
-        "versions": library_versions(),
-    }
-
-
-def restore_training(
-    checkpoint: dict,
-    model: GPT,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    loader: TokenLoader,
-    dist: distributed.Distributed,
-) -> Progress:
-    """Put the optimizer, scaler, the data position and the RNGs back, on any number of ranks
-    (the model's weights are back already: model_from_checkpoint); returns the progress."""
-    distributed.load_optimizer_state(model, optimizer, checkpoint["optimizer"], dist)
-    if "scaler" in checkpoint:
-        scaler.load_state_dict(checkpoint["scaler"])
-    if "loader" in checkpoint:
-        state = checkpoint["loader"]
-        loader.load_state_dict(state[0] if isinstance(state, list) else state)  # a list: per rank, before 12/2026
-    # each rank its own RNG states (dropout masks); a rank the checkpoint had none for (a run resumed
-    # on more ranks) keeps the fresh seed it was given
-    states = checkpoint.get("rng_ranks") or ([checkpoint["rng"]] if "rng" in checkpoint else [])
-    if dist.rank < len(states):
-        restore_rng_state(states[dist.rank])
-    return Progress(**{f.name: checkpoint.get(f.name, f.default) for f in dataclasses.fields(Progress)})
 
 
 def write_checkpoint(out_dir: str, checkpoint: dict, keep_last: int = 0) -> str:
@@ -270,27 +214,45 @@ def save_failure_message(out_dir: str, error: BaseException, needed: int) -> str
 
 
 class RunCheckpoints:
-    """A run's checkpoints in out_dir: save() gathers the full state (every rank joins), refuses
-    weights holding NaN/Inf, writes on rank 0 and reports a failed write as one line (the previous
-    checkpoint is intact)."""
+    """A run's checkpoints in out_dir of its model, optimizer, scaler and data position: restore()
+    puts a resumed run's back; save() gathers the full state (every rank joins), refuses weights
+    holding NaN/Inf, writes on rank 0 and reports a failed write as one line (the previous
+    checkpoint is intact). tokenizer: the dataset's tokenization.tokenizer_identity."""
 
     def __init__(
-        self, out_dir: str, keep_last: int, settings: dict, dist: distributed.Distributed, tokenizer: dict | None = None
-    ):
-        self.out_dir, self.keep_last, self.settings, self.dist = out_dir, keep_last, settings, dist
-        self.tokenizer = tokenizer
-        self.last_path = None  # of the last checkpoint written
-
-    def save(
         self,
+        s: TrainSettings,
+        dist: distributed.Distributed,
+        tokenizer: dict | None,
+        *,
         model: GPT,
         optimizer: torch.optim.Optimizer,
         scaler: torch.amp.GradScaler,
-        progress: Progress,
         loader: TokenLoader,
-        reason: str,
-    ) -> None:
-        model_state, optimizer_state = distributed.full_state(model, optimizer, self.dist)  # every rank joins
+    ):
+        self.out_dir, self.keep_last, self.settings = s.out_dir, s.keep_last, dataclasses.asdict(s)
+        self.dist, self.tokenizer = dist, tokenizer
+        self.model, self.optimizer, self.scaler, self.loader = model, optimizer, scaler, loader
+        self.last_path = None  # of the last checkpoint written
+
+    def restore(self, checkpoint: dict) -> Progress:
+        """Put the optimizer, scaler, the data position and the RNGs back, on any number of ranks
+        (the model's weights are back already: model_from_checkpoint); returns the progress."""
+        distributed.load_optimizer_state(self.model, self.optimizer, checkpoint["optimizer"], self.dist)
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.loader.load_state_dict(checkpoint["loader"])
+        # each rank its own RNG states (dropout masks); a rank the checkpoint had none for (a run
+        # resumed on more ranks) keeps the fresh seed it was given
+        states = checkpoint["rng_ranks"]
+        if self.dist.rank < len(states):
+            restore_rng_state(states[self.dist.rank])
+        return Progress(**{f.name: checkpoint[f.name] for f in dataclasses.fields(Progress)})
+
+    def save(self, progress: Progress, reason: str) -> None:
+        """Write ckpt.pt (every rank must call this): the full, unsharded states
+        (distributed.full_state), the progress, the settings, the stream's data position (the same
+        on every rank at a step boundary, so rank 0's), every rank's RNG states, the tokenizer."""
+        model_state, optimizer_state = distributed.full_state(self.model, self.optimizer, self.dist)  # every rank joins
         rng_states = distributed.gather_objects(capture_rng_state(), self.dist)
         if not self.dist.master:
             return
@@ -299,17 +261,18 @@ class RunCheckpoints:
                 f"iteration {progress.iter_num}: weights hold NaN/Inf; not writing a checkpoint "
                 f"(the last good one in {self.out_dir} is untouched)"
             )
-        checkpoint = training_checkpoint(
-            model_state,
-            optimizer_state,
-            model.config,
-            scaler,
-            progress,
-            self.settings,
-            loader.state_dict(),
-            self.tokenizer,
-            rng_states,
-        )
+        checkpoint = {
+            "model": model_state,
+            "optimizer": optimizer_state,
+            "scaler": self.scaler.state_dict(),
+            "model_args": self.model.config.to_dict(),
+            **dataclasses.asdict(progress),
+            "config": self.settings,
+            "loader": self.loader.state_dict(),
+            "rng_ranks": rng_states,
+            "tokenizer": self.tokenizer,
+            "versions": library_versions(),
+        }
         try:
             path = write_checkpoint(self.out_dir, checkpoint, self.keep_last)
         except (OSError, RuntimeError) as e:  # torch's writer raises RuntimeError on a full disk
@@ -376,8 +339,7 @@ def resolve_resume(settings: TrainSettings, explicit: dict) -> tuple[TrainSettin
     # a resumed run stays in the folder it was read from, and overwrite belonged to its start
     saved = {k: v for k, v in checkpoint.get("config", {}).items() if k in names - {"out_dir", "overwrite"}}
     merged = {**dataclasses.asdict(settings), **saved, **explicit, "init_from": "resume"}
-    model_args = checkpoint["model_args"]
-    shape = {k: v for k, v in model_args.items() if k not in TRAINING_CHOICES}
+    shape = checkpoint["model_args"]
     mismatched = [
         f"{k}={explicit[k]!r} (checkpoint has {shape[k]!r})"
         for k in explicit
@@ -394,10 +356,9 @@ def resolve_resume(settings: TrainSettings, explicit: dict) -> tuple[TrainSettin
 def start_tokenizer(init_from: str, checkpoint: dict | None, out_dir: str) -> tuple[str, dict] | None:
     """(what names it, the tokenizer identity) of the weights a run starts from: its checkpoint's
     on resume, GPT-2's for a GPT-2 model, an exported Hugging Face folder's meta.json; None when
-    unknown (a new model, a llama2.c file, a checkpoint from before tokenizer identities)."""
+    unknown (a new model, a llama2.c file)."""
     if checkpoint is not None:
-        found = checkpoint.get("tokenizer")
-        return (os.path.join(out_dir, "ckpt.pt"), found) if found else None
+        return os.path.join(out_dir, "ckpt.pt"), checkpoint["tokenizer"]
     if init_from in HF_NAMES:
         return init_from, tokenizer_identity(None, "")
     if os.path.isdir(init_from) and os.path.isfile(os.path.join(init_from, "meta.json")):
@@ -405,9 +366,9 @@ def start_tokenizer(init_from: str, checkpoint: dict | None, out_dir: str) -> tu
     return None
 
 
-def check_tokenizer(init_from: str, checkpoint: dict | None, out_dir: str, data_dir: str, identity: dict) -> None:
-    """Refuse to resume or fine-tune on a dataset whose token ids mean something else."""
-    start = start_tokenizer(init_from, checkpoint, out_dir)
+def check_tokenizer(s: TrainSettings, checkpoint: dict | None, data_dir: str, identity: dict) -> None:
+    """Refuse to resume or fine-tune (s.init_from) on a dataset whose token ids mean something else."""
+    start = start_tokenizer(s.init_from, checkpoint, s.out_dir)
     if start is not None and start[1] != identity:
         raise ConfigError(
             f"{data_dir}: its tokenizer ({describe_tokenizer(identity)}) is not the one {start[0]} was trained "

@@ -22,9 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fitgpt.errors import ConfigError, RunFailure
-
-PARALLELISMS = ("ddp", "fsdp")
+from fitgpt.errors import ConfigError, RunFailure, first_line
 
 
 @dataclass(frozen=True)
@@ -86,6 +84,7 @@ def wrap(
     model: torch.nn.Module,
     dist: Distributed,
     device: str,
+    *,
     compile: bool,
     dtype: str,
     autocast: AbstractContextManager,
@@ -127,9 +126,9 @@ def collective(dist: Distributed, call):
     try:
         return call()
     except (RuntimeError, torch.distributed.DistError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise RunFailure(
-            f"rank {dist.rank}: lost contact with the other ranks ({first}); one of them stopped: see its error above"
+            f"rank {dist.rank}: lost contact with the other ranks ({first_line(e)}); one of them stopped: "
+            "see its error above"
         ) from None
 
 
@@ -199,6 +198,18 @@ def load_optimizer_state(
     }
     options = StateDictOptions(full_state_dict=True)
     collective(dist, lambda: set_optimizer_state_dict(model, optimizer, by_name, options=options))
+
+
+def sync_gradients(model: torch.nn.Module, dist: Distributed, sync: bool) -> None:
+    """Whether the next backward reduces the gradients over the ranks (DDP's all-reduce, FSDP2's
+    reduce-scatter): under gradient accumulation only the last micro-step's need to. One process:
+    nothing to reduce."""
+    if not dist.enabled:
+        return
+    if dist.sharded:
+        model.set_requires_gradient_sync(sync)
+    else:
+        model.require_backward_grad_sync = sync
 
 
 def local_norm(norm: torch.Tensor) -> torch.Tensor:

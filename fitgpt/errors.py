@@ -1,6 +1,6 @@
 """
-The errors fitgpt reports to a user as one line instead of a traceback, and how an entry point
-ends on Ctrl-C or SIGTERM.
+How a script fails and stops: the errors fitgpt reports to a user as one line instead of a
+traceback, and how an entry point ends on Ctrl-C or SIGTERM (train.py's loop: StopRequest).
 
 Every entry point runs its main() through exit_on_error: a FitGPTError prints "error: <message>"
 on stderr and exits with its exit_code, 2 for bad input (a setting, a file, a dataset) and 1 for a
@@ -12,7 +12,7 @@ Signals: Ctrl-C (SIGINT) and SIGTERM end a script with one line and exit code 13
 moment. While its modules are still importing (seconds, for torch), exit_at_once_on_signals ends
 it at once: nothing has been written. From main() on they raise, so that every file being
 written atomically is removed and the one it replaces stays intact; train.py's loop instead
-finishes the iteration and saves a checkpoint (training.StopRequest).
+finishes the iteration and saves a checkpoint (StopRequest).
 """
 
 import errno
@@ -21,6 +21,8 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
+
+from fitgpt.formatting import MIB
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -61,17 +63,20 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none), for a one-line report."""
+def first_line(error: BaseException, with_type: bool = False) -> str:
+    """The first line of an exception's message (its type's name when it has none), for a one-line
+    report; with_type: after its type's name ('ConnectionError: ...')."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if with_type else text.splitlines()[0]
 
 
 def os_error_line(e: OSError) -> str:
     """An OSError as one line: what failed and on which file; a full disk says how much is free."""
     if e.errno == errno.ENOSPC:
         folder = os.path.dirname(os.path.abspath(e.filename)) if e.filename else "."
-        free = shutil.disk_usage(folder).free / 2**20 if os.path.isdir(folder) else 0.0
+        free = shutil.disk_usage(folder).free / MIB if os.path.isdir(folder) else 0.0
         where = f" writing {e.filename}" if e.filename else ""
         return f"no space left on device{where} ({free:.1f} MiB free there); free disk space or write elsewhere"
     return f"{e.strerror or e}: {e.filename}" if e.filename else str(e.strerror or e)
@@ -110,3 +115,28 @@ def exit_on_error(main: Callable[[list[str]], object], argv: list[str] | None = 
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class StopRequest:
+    """SIGTERM/SIGINT ask the run to stop after the current iteration; a second SIGINT exits.
+    Use as a context manager: the previous handlers come back afterwards (train.run in-process)."""
+
+    def __init__(self):
+        self.requested = None
+        self.previous = {}
+
+    def __enter__(self) -> "StopRequest":
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        if self.requested is not None and signum == signal.SIGINT:
+            print("second interrupt: exiting now, without a checkpoint", flush=True)
+            os._exit(130)
+        self.requested = signal.Signals(signum).name
+        print(f"{self.requested} received: finishing this iteration, then saving a checkpoint", flush=True)

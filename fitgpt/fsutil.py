@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import IO
 
 from fitgpt.errors import ConfigError
+from fitgpt.formatting import size_text
 
 LOCK_FILE = ".lock"
 
@@ -42,11 +43,6 @@ def fsync_folder(folder: str) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def size_text(n: float) -> str:
-    """1.25 GiB, 3.0 MiB: a size of a file or of free space."""
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def free_bytes(folder: str) -> int:

@@ -138,6 +138,7 @@ def evaluate(
     encoded: list[Encoded],
     ctx: AbstractContextManager,
     device: str,
+    *,
     dist: Distributed | None = None,
     batch_items: int = 8,
 ) -> dict:

@@ -1,5 +1,6 @@
 """
-Batches of (inputs, targets) from a dataset folder of token shards, used by train.py and bench.py.
+Batches of (inputs, targets) from a dataset folder of token shards, used by train.py and bench.py,
+and a run's dataset (run_data): its folder, prepared first when it is missing, meta.json, loaders.
 
 Opening a dataset reads only the shards' headers, and a batch reads only its B*(T+1) tokens, with
 pread (a shard cut short under a running job is then one line, where a memory map would be
@@ -17,9 +18,11 @@ trains on exactly the rows one process would, and ranks never share a micro-batc
 run can resume on another number of processes.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,7 +30,7 @@ import torch
 from fitgpt import staging
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.settings import TrainSettings
-from fitgpt.shards import REPO, data_dir_of, find_shards, open_tokens
+from fitgpt.shards import REPO, data_dir_of, find_shards, open_tokens, read_meta
 
 DATA_ORDERS = ("random", "sequential")
 
@@ -40,6 +43,7 @@ class TokenLoader:
         batch_size: int,
         block_size: int,
         data_order: str = "random",
+        *,
         seed: int = 1337,
         rank: int = 0,
         world_size: int = 1,
@@ -180,15 +184,13 @@ class TokenLoader:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        saved = (state["data_order"], state["seed"], state.get("batch_size", self.batch_size))
+        saved = (state["data_order"], state["seed"], state["batch_size"])
         if saved != (self.data_order, self.seed, self.batch_size):
             raise ConfigError(
                 f"the checkpoint's data position is for data_order={saved[0]!r}, seed={saved[1]}, batch_size="
                 f"{saved[2]}; resume with the same settings (gradient_accumulation_steps and the number of "
                 f"GPUs may change)"
             )
-        if "position" not in state:  # written before positions were global: one process's
-            state = {**state, "position": state["tokens_read"] // (self.batch_size * self.block_size)}
         if state["position"] % self.world_size:
             raise ConfigError(
                 f"the checkpoint stopped after {state['position']} micro-batches, which "
@@ -209,18 +211,33 @@ def outside_vocabulary(path: str, token: int, position: int, vocab_size: int) ->
     )
 
 
-def run_loaders(
-    data_dir: str, settings: TrainSettings, rank: int = 0, world_size: int = 1, device: str = "cpu"
-) -> tuple["TokenLoader", dict[str, "TokenLoader"]]:
-    """(the training loader, {'train', 'val'} evaluation loaders) of a run: evaluation always reads
-    the same random windows (its own seed, restarted each time), so evaluations compare."""
-    s = settings
-    train = TokenLoader(data_dir, "train", s.batch_size, s.block_size, s.data_order, s.seed, rank, world_size, device)
+@dataclass
+class RunData:
+    """A run's dataset: its folder, its meta.json (None without one), the training loader and the
+    evaluation loaders of both splits, which always read the same random windows (their own seed,
+    restarted each time), so evaluations compare."""
+
+    path: str
+    meta: dict | None
+    train: TokenLoader
+    evals: dict[str, TokenLoader]
+
+    @property
+    def split_tokens(self) -> tuple[int, int]:
+        return self.evals["train"].num_tokens, self.evals["val"].num_tokens
+
+
+def run_data(s: TrainSettings, rank: int = 0, world_size: int = 1, device: str = "cpu") -> RunData:
+    """The dataset of a run with these settings, on this rank: prepared first when it is missing
+    (auto_prepare), then opened."""
+    path = prepare_if_missing(dataclasses.asdict(s))
+    place = dict(rank=rank, world_size=world_size, device=device)
+    train = TokenLoader(path, "train", s.batch_size, s.block_size, s.data_order, seed=s.seed, **place)
     evals = {
-        split: TokenLoader(data_dir, split, s.batch_size, s.block_size, "random", s.seed + 1, rank, world_size, device)
+        split: TokenLoader(path, split, s.batch_size, s.block_size, seed=s.seed + 1, **place)
         for split in ("train", "val")
     }
-    return train, evals
+    return RunData(path, read_meta(path), train, evals)
 
 
 def prepare_if_missing(config: dict) -> str:

@@ -30,7 +30,7 @@ def model_matmuls(config: GPTConfig, tokens: int) -> list[tuple[str, int, int, i
     ]
 
 
-def matmul_tflops(device: str, precision: str, m: int, n: int, k: int, min_time: float = 0.2) -> float:
+def matmul_tflops(device: str, precision: str, m: int, n: int, k: int, *, min_time: float = 0.2) -> float:
     """Dense (m, k) @ (k, n) TFLOP/s at a precision, timed by torch.utils.benchmark (it warms up,
     synchronizes the device and repeats; the median is taken)."""
     dtype = torch.float32 if precision in ("tf32", "fp32") else DTYPES[precision]
@@ -49,7 +49,7 @@ def matmul_tflops(device: str, precision: str, m: int, n: int, k: int, min_time:
 
 
 def matmul_table(
-    device: str, config: GPTConfig, tokens: int, precisions: tuple[str, ...] = PRECISIONS, min_time: float = 0.2
+    device: str, config: GPTConfig, tokens: int, *, precisions: tuple[str, ...] = PRECISIONS, min_time: float = 0.2
 ) -> list[dict]:
     """TFLOP/s of square and of the model's matmuls at each precision (CPU: bf16 and fp32 only)."""
     kind = "gpu" if device.startswith("cuda") else "cpu"
@@ -61,7 +61,7 @@ def matmul_table(
     for name, m, n, k in shapes:
         row = {"shape": name, "m": m, "n": n, "k": k}
         for precision in precisions:
-            row[precision] = float(f"{matmul_tflops(device, precision, m, n, k, min_time):.4g}")
+            row[precision] = float(f"{matmul_tflops(device, precision, m, n, k, min_time=min_time):.4g}")
         rows.append(row)
     return rows
 
@@ -73,7 +73,7 @@ def ceiling(rows: list[dict], precision: str) -> float | None:
 
 
 def find_batch_size(
-    trial: Callable[[int], float], start: int, capacity: float, margin: float = 0.05, limit: int = 4096
+    trial: Callable[[int], float], start: int, capacity: float, *, margin: float = 0.05, limit: int = 4096
 ) -> tuple[int, list[tuple[int, float | None]]]:
     """The largest micro-batch b whose trial(b) (one training step, returning its measured peak
     bytes) neither runs out of memory nor peaks above (1 - margin) x capacity. Starts from start

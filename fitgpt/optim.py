@@ -1,19 +1,79 @@
 """
-The optimizer of a run: optimizer='adamw' (every parameter in AdamW, training.make_optimizer) or
-'muon': torch.optim.Muon for the 2-D weight matrices inside the transformer blocks (attention and
-MLP projections) and AdamW for everything else (token and position embeddings, the output layer,
-norms, biases), as nanochat and modded-nanogpt split them. Muon orthogonalizes each matrix's
-momentum (Newton-Schulz), so those matrices need one fp32 buffer each instead of AdamW's two.
-
-Each parameter group carries 'lr_scale', its peak learning rate over learning_rate, so the one
-schedule (train.py) scales every group: set_lr puts group['lr'] at schedule(it) * group['lr_scale'].
+The optimizer of a run and its learning rate. optimizer='adamw': AdamW for every parameter, with
+weight decay on the matrices only; 'muon': torch.optim.Muon for the 2-D weight matrices inside the
+transformer blocks (attention and MLP projections) and AdamW for everything else (token and
+position embeddings, the output layer, norms, biases), as nanochat and modded-nanogpt split them.
+Muon orthogonalizes each matrix's momentum (Newton-Schulz), so those matrices need one fp32 buffer
+each instead of AdamW's two. The schedule (warmup, then cosine, linear or warmup-stable-decay) sets
+every group: each carries 'lr_scale', its peak learning rate over learning_rate, and set_lr puts
+group['lr'] at get_lr(it, s) * group['lr_scale'].
 """
+
+import math
 
 import torch
 
 from fitgpt.errors import ConfigError
 from fitgpt.settings import TrainSettings
-from fitgpt.training import make_optimizer
+
+
+def get_lr(it: int, s: TrainSettings) -> float:
+    """The learning rate at iteration it of a run with these settings: linear warmup over
+    warmup_iters, then down to min_lr at lr_decay_iters, then flat. lr_schedule 'cosine': half a
+    cosine from the peak; 'linear': a straight line; 'wsd' (warmup-stable-decay): the peak held
+    until the last decay_frac of lr_decay_iters, then a straight line. Under wsd runs with other
+    budgets share every learning rate before their decay, so one long run's checkpoint from the
+    stable phase can be resumed with a shorter max_iters and lr_decay_iters: that branch is the
+    shorter run (docs/evaluation.md). decay_lr=False keeps learning_rate throughout."""
+    learning_rate, warmup_iters, lr_decay_iters, min_lr = s.learning_rate, s.warmup_iters, s.lr_decay_iters, s.min_lr
+    if not s.decay_lr:
+        return learning_rate
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it >= lr_decay_iters:
+        return min_lr
+    start = warmup_iters
+    if s.lr_schedule == "wsd":
+        start = max(warmup_iters, lr_decay_iters - round(s.decay_frac * lr_decay_iters))
+        if it < start:
+            return learning_rate
+    progress = (it - start) / (lr_decay_iters - start)
+    if s.lr_schedule == "cosine":
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (learning_rate - min_lr)
+    return learning_rate + progress * (min_lr - learning_rate)
+
+
+def set_lr(optimizer: "torch.optim.Optimizer | MuonAdamW", lr: float) -> None:
+    """Put every group at the schedule's lr times its own lr_scale."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"]
+
+
+def build_optimizer(
+    model: torch.nn.Module, s: TrainSettings, device: str, sharded: bool = False
+) -> "torch.optim.AdamW | MuonAdamW":
+    """The optimizer s.optimizer names, over the model's (possibly FSDP-sharded) parameters."""
+    betas = (s.beta1, s.beta2)
+    fused = device.startswith("cuda")  # AdamW's fused CUDA kernel avoids one launch per parameter
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(adamw_groups(model, s.weight_decay), lr=s.learning_rate, betas=betas, fused=fused)
+    if sharded:  # Newton-Schulz needs each whole matrix; FSDP2 holds a shard of it per rank
+        raise ConfigError(
+            "optimizer='muon' does not run on FSDP-sharded weights; set parallelism='ddp' or optimizer='adamw'"
+        )
+    matrices, rest = muon_param_groups(model, s)
+    muon = torch.optim.Muon(matrices, lr=s.muon_lr)
+    return MuonAdamW(muon, torch.optim.AdamW(rest, lr=s.learning_rate, betas=betas, fused=fused))
+
+
+def adamw_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's groups when it trains every parameter: weight decay on matrices (>= 2-D) only, not on
+    biases, norms or gains; both at the schedule's lr."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "lr_scale": 1.0},
+    ]
 
 
 def is_block_matrix(name: str, param: torch.Tensor) -> bool:
@@ -81,27 +141,3 @@ class MuonAdamW:
             )
         self.muon.load_state_dict(state["muon"])
         self.adamw.load_state_dict(state["adamw"])
-
-
-def set_lr(optimizer: torch.optim.Optimizer | MuonAdamW, lr: float) -> None:
-    """Put every group at the schedule's lr times its own lr_scale (1 for plain AdamW's groups and
-    checkpoints from before lr_scale)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
-
-
-def build_optimizer(
-    model: torch.nn.Module, s: TrainSettings, device: str, sharded: bool = False
-) -> torch.optim.AdamW | MuonAdamW:
-    """The optimizer s.optimizer names, over the model's (possibly FSDP-sharded) parameters."""
-    betas = (s.beta1, s.beta2)
-    if s.optimizer == "adamw":
-        return make_optimizer(model, s.weight_decay, s.learning_rate, betas, device)
-    if sharded:  # Newton-Schulz needs each whole matrix; FSDP2 holds a shard of it per rank
-        raise ConfigError(
-            "optimizer='muon' does not run on FSDP-sharded weights; set parallelism='ddp' or optimizer='adamw'"
-        )
-    muon_groups, adamw_groups = muon_param_groups(model, s)
-    muon = torch.optim.Muon(muon_groups, lr=s.muon_lr)
-    fused = device.startswith("cuda")  # the fused CUDA kernel avoids one launch per parameter
-    return MuonAdamW(muon, torch.optim.AdamW(adamw_groups, lr=s.learning_rate, betas=betas, fused=fused))

@@ -5,7 +5,7 @@ model.py's GPT, and the forward graph's extra outputs are the tensors saved for 
 on CPU under FakeTensorMode (no memory, no arithmetic: about a second per model), with CPU
 autocast standing in for CUDA's, and SDPA's flash kernel kept whole as on a GPU.
 
-accounting.py's compiled terms are written as formulas (plan.py imports no torch);
+memory.py's compiled terms are written as formulas (plan.py imports no torch);
 tests/test_memory.py holds them to this count for every block option, as it holds the eager
 terms to autograd's saved tensors. docs/sizing.md compares both with H200 measurements.
 """
@@ -42,9 +42,12 @@ def _decompositions() -> dict:
     return {op: fn for op, fn in select_decomp_table().items() if "scaled_dot_product" not in str(op)}
 
 
-def saved_tensors(config: GPTConfig, batch_size: int, dtype: str = "bf16") -> list[SavedTensor]:
+def saved_tensors(
+    config: GPTConfig, batch_size: int, dtype: str = "bf16", *, activation_checkpointing: int = 0, loss_chunks: int = 0
+) -> list[SavedTensor]:
     """The tensors torch.compile's partition keeps from forward to backward for one training
-    step of GPT(config) on (batch_size, block_size) tokens, under autocast to dtype."""
+    step of GPT(config) with these training choices on (batch_size, block_size) tokens, under
+    autocast to dtype."""
     from model import GPT  # here: model.py sits at the repository root, beside this package
 
     found = []
@@ -71,7 +74,7 @@ def saved_tensors(config: GPTConfig, batch_size: int, dtype: str = "bf16") -> li
     )
     torch._dynamo.reset()
     with FakeTensorMode(allow_non_fake_inputs=True):
-        model = GPT(config)
+        model = GPT(config, activation_checkpointing=activation_checkpointing, loss_chunks=loss_chunks)
         idx = torch.randint(0, config.vocab_size, (batch_size, config.block_size))
         compiled = torch.compile(model, backend=backend, fullgraph=True)
         enabled = dtype != "fp32"
@@ -109,14 +112,27 @@ class CompiledCount:
     weight_copies: int
 
 
-def compiled_count(config: GPTConfig, dtype: str = "bf16", block_size: int = 64) -> CompiledCount:
+def compiled_count(
+    config: GPTConfig,
+    dtype: str = "bf16",
+    block_size: int = 64,
+    *,
+    activation_checkpointing: int = 0,
+    loss_chunks: int = 0,
+) -> CompiledCount:
     """Per-token and fixed saved bytes, from two partitions, of one block and of two, on one
-    sequence: every saved activation has a token dimension, the weight copies do not (a shorter
-    block_size than the config's changes nothing per token)."""
+    sequence, with these training choices: every saved activation has a token dimension, the
+    weight copies do not (a shorter block_size than the config's changes nothing per token)."""
     small = replace(config, block_size=block_size)
     activations, copies = {}, {}
     for layers in (1, 2):
-        saved = saved_tensors(replace(small, n_layer=layers), 1, dtype)
+        saved = saved_tensors(
+            replace(small, n_layer=layers),
+            1,
+            dtype,
+            activation_checkpointing=activation_checkpointing,
+            loss_chunks=loss_chunks,
+        )
         activations[layers] = sum(t.bytes for t in saved if not t.parameter_copy) / block_size
         copies[layers] = sum(t.bytes for t in saved if t.parameter_copy)
     layer = activations[2] - activations[1]

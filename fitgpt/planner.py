@@ -1,37 +1,22 @@
 """
-Sizing a run, in arithmetic only (no torch: plan.py answers in well under a second): what a config
-costs on a GPU (memory, tokens, FLOPs, hours), and which model to train for a budget (FLOPs, or
-hours on some GPUs) and the unique tokens you have, written out as a config. The figures come from
-accounting.py; the losses from a published scaling law with repeated data discounted, so they rank
-the options rather than forecast a run.
+Sizing, in arithmetic only (no torch: plan.py answers in well under a second): a run's figures on
+some GPUs (memory, the largest micro-batch, tokens, FLOPs, hours, cost, predicted loss), and the
+search for the model to train within a budget (FLOPs, or hours on some GPUs) and the unique tokens
+you have. Memory is memory.py's, FLOPs flops.py's, GPUs hardware.py's; the losses come from a scaling
+law with repeated data discounted (scaling.py), so they rank the options rather than forecast a run.
 """
 
 import math
 from dataclasses import asdict, dataclass, field, replace
 
-from fitgpt import accounting
-from fitgpt.accounting import GIB
+from fitgpt import flops, hardware, memory
 from fitgpt.architecture import GPTConfig
-from fitgpt.calibration import Calibration, for_gpu
-from fitgpt.calibration import load as load_calibration
 from fitgpt.errors import ConfigError
-from fitgpt.runs import human_count
-from fitgpt.scaling import BESIROGLU, Law
+from fitgpt.formatting import GIB, human_count
+from fitgpt.hardware import Device
+from fitgpt.scaling import DEFAULT_LAW, EXCESS_DECAY, REPEAT_DECAY, Law, predicted_loss, tokens_per_step_for
 
-DEFAULT_LAW = BESIROGLU
-# a GPU plan.py's table does not list (--vram-gb and --peak-tflops): the H100's measured figure
-UNKNOWN_GPU_MFU = (0.40, "assumed: fitgpt's measured H100 figure; not measured on this GPU")
-# Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (eq. 5 and their fit): a
-# repeated token is worth less than a fresh one, decaying with the repeats R_D = D / U_D - 1 with
-# constant R*_D = 15.4; parameters beyond U_N, the model compute-optimal for the unique data,
-# decay faster, with R*_N = 5.3 in multiples of U_N. plan.py counts each up to one decay constant:
-# past it the next epoch (or parameter) is worth under 1/e of a fresh one, and nothing is spent on it.
-REPEAT_DECAY = 15.4
-EXCESS_DECAY = 5.3
-WARMUP_TOKENS = 375e6  # GPT-3's warmup, which nanoGPT's 715 iterations x 0.5M tokens also is
 MIN_STEPS = 100  # a budget too small for this many steps of GPT-3's batch gets smaller steps
-# GPT-3's learning rates by size (Brown et al. 2020, table 2.1), interpolated in log-log
-GPT3_LR = ((125e6, 6e-4), (350e6, 3e-4), (760e6, 2.5e-4), (1.3e9, 2e-4), (2.7e9, 1.6e-4), (6.7e9, 1.2e-4), (13e9, 1e-4))
 ARCHS = {"gpt2": dict(bias=False), "llama": dict(bias=False, pos_emb="rope", norm="rmsnorm", mlp="swiglu")}
 
 
@@ -55,149 +40,14 @@ GPT2_SHAPES = {
 }
 
 
-@dataclass(frozen=True)
-class Device:
-    name: str
-    memory_gib: float
-    peak_flops: float  # dense bf16, FLOP/s
-    mfu: tuple[float, str] = UNKNOWN_GPU_MFU  # accounting.GPU.mfu: (figure, its source)
-    calibration: Calibration | None = None  # measured on this GPU: its MFU by size and memory factors
-
-    def peaks(self, estimate: accounting.MemoryEstimate) -> tuple[float, float]:
-        """(allocated, reserved) peak bytes of a step on this device: the memory model's, scaled by
-        the calibration's measured factors when there is one."""
-        cal = self.calibration
-        allocated = estimate.total * (cal.allocated_factor or 1.0 if cal else 1.0)
-        return allocated, estimate.reserved * (cal.reserved_factor or 1.0 if cal else 1.0)
-
-
-def device_for(
-    gpu: str | None, vram_gb: float | None = None, peak_tflops: float | None = None, calibration: str | None = None
-) -> Device:
-    """A GPU of the table (plan.py --gpu), or one described by --vram-gb (decimal GB, as datasheets
-    print it) and --peak-tflops; with the calibration file given, or else the one saved for that
-    GPU in calibration/ (bench.py --calibrate)."""
-    device = table_device(gpu, vram_gb, peak_tflops)
-    measured = load_calibration(calibration) if calibration else for_gpu(gpu.lower() if gpu else None)
-    return replace(device, calibration=measured)
-
-
-def table_device(gpu: str | None, vram_gb: float | None, peak_tflops: float | None) -> Device:
-    memory = vram_gb * 1e9 / GIB if vram_gb else None
-    if gpu:
-        entry = accounting.gpu_by_key(gpu)
-        if entry is None:
-            names = ", ".join(g.key for g in accounting.GPUS)
-            raise ConfigError(f"unknown --gpu {gpu!r}; use one of {names}, or --vram-gb and --peak-tflops")
-        peak = (peak_tflops or entry.tflops["bf16"]) * 1e12
-        name = entry.name + (f" with {vram_gb:g} GB ({memory:.1f} GiB)" if memory else "")
-        return Device(name, memory or entry.memory_gib, peak, entry.mfu)
-    if not (vram_gb and peak_tflops):
-        raise ConfigError("name a GPU with --gpu (e.g. h100, mi300x, rtx4090) or give --vram-gb and --peak-tflops")
-    return Device(f"a {vram_gb:g} GB ({memory:.1f} GiB) GPU at {peak_tflops:g} TFLOP/s", memory, peak_tflops * 1e12)
-
-
-def device_named(name: str) -> Device:
-    """The device torch reports by this name (train.py), with the table's MFU when it is listed
-    and the calibration measured on it when one was saved."""
-    gpu = accounting.gpu_for_device_name(name)
-    if gpu is None:
-        return Device(name, 0.0, 0.0)
-    return Device(name, gpu.memory_gib, gpu.peak_flops() or 0.0, gpu.mfu, for_gpu(gpu.key))
-
-
-def mfu_for(device: Device, params: float, override: float | None = None) -> tuple[float, str]:
-    """The MFU to expect training a model of `params` parameters on this device, and where that
-    figure comes from: the override (plan.py --mfu), else the GPU table's, measured or assumed.
-    Every MFU plan.py and train.py use comes from here, so a calibration measured on the user's own
-    GPU, by model size, plugs in at this one place."""
-    if override:
-        return override, "set with --mfu"
-    if device.calibration and device.peak_flops:
-        return device.calibration.achieved_flops(params) / device.peak_flops, device.calibration.source()
-    return device.mfu
-
-
-def effective(x: float, unique: float, decay: float) -> float:
-    """What x tokens (or parameters) drawn from `unique` are worth in fresh ones: Muennighoff et
-    al.'s U + U R* (1 - exp(-R / R*)), R = x / U - 1 the repeats (or excess) beyond U, counted up to
-    one decay constant."""
-    if x <= unique:
-        return x
-    repeats = min(x / unique - 1, decay)
-    return unique + unique * decay * (1 - math.exp(-repeats / decay))
-
-
-def effective_tokens(tokens: float, unique: float | None) -> float:
-    """Tokens worth of fresh data that `tokens` of training on `unique` tokens is: about 4 epochs
-    are nearly as good as new data, 16 worth about 11 (Muennighoff et al. 2023's R*_D)."""
-    return effective(tokens, unique, REPEAT_DECAY) if unique else tokens
-
-
-def effective_params(params: float, unique: float | None, law: Law = DEFAULT_LAW) -> float:
-    """Parameters worth of a model trained on `unique` tokens: beyond U_N, the model the law finds
-    compute-optimal for them, each is worth less (Muennighoff et al. 2023's R*_N)."""
-    return effective(params, law.params_for(unique), EXCESS_DECAY) if unique else params
-
-
-def predicted_loss(params: float, tokens: float, unique: float | None = None, law: Law = DEFAULT_LAW) -> float:
-    """Loss (nats per token) the law predicts for `params` parameters trained on `tokens` tokens,
-    repeats of `unique` unique tokens discounted on both sides: never below the same run's on
-    fresh data. Approximate, and on the law's own data."""
-    return law.loss(effective_params(params, unique, law), effective_tokens(tokens, unique))
-
-
-def recompute_factor(config: GPTConfig, activation_checkpointing: int) -> float:
-    """Training time relative to no checkpointing: a checkpointed block runs its forward (a third
-    of its training FLOPs) twice."""
-    return 1 + accounting.checkpointed_layers(config.n_layer, activation_checkpointing) / config.n_layer / 3
-
-
 def tokens_per_second(config: GPTConfig, device: Device, mfu: float, activation_checkpointing: int = 0) -> float:
     """One GPU's training throughput at this MFU (model FLOPs, recomputation not counted as useful)."""
     return (
         mfu
         * device.peak_flops
-        / accounting.flops_per_token(config)
-        / recompute_factor(config, activation_checkpointing)
+        / flops.flops_per_token(config)
+        / flops.recompute_factor(config, activation_checkpointing)
     )
-
-
-def max_micro_batch(
-    config: GPTConfig,
-    device: Device,
-    dtype: str = "bf16",
-    compile: bool = True,
-    activation_checkpointing: int = 0,
-    gradient_accumulation_steps: int = 1,
-    shards: int = 1,
-    limit: int = 4096,
-    optimizer: str = "adamw",
-) -> int:
-    """The largest micro-batch whose predicted reserved peak fits the device, at most limit (0: not
-    even one sequence)."""
-    usable = accounting.usable_memory(device.memory_gib)
-
-    def fits(b):
-        memory = accounting.training_memory(
-            config,
-            b,
-            dtype=dtype,
-            compile=compile,
-            activation_checkpointing=activation_checkpointing,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            shards=shards,
-            optimizer=optimizer,
-        )
-        return device.peaks(memory)[1] <= usable
-
-    if not fits(1):
-        return 0
-    low, high = 1, limit
-    while low < high:  # the peak grows with the micro-batch: bisect for the last one that fits
-        mid = (low + high + 1) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid - 1)
-    return low
 
 
 @dataclass
@@ -213,123 +63,112 @@ class RunPlan:
     batch_size: int | None
     gradient_accumulation_steps: int | None
     activation_checkpointing: int
-    peak_memory_gib: float | None  # allocated (torch.cuda.max_memory_allocated)
-    peak_reserved_gib: float | None  # reserved by the caching allocator: what must fit
-    usable_memory_gib: float | None
-    fits: bool | None
-    max_micro_batch: int | None
     tokens_per_step: int
     total_tokens: int
     unique_tokens: int | None
     epochs: float | None
     tokens_per_param: float
     train_flops: float
-    mfu: float | None
-    mfu_source: str | None
-    tokens_per_s: float | None
-    hours: float | None
     predicted_loss: float
-    memory: dict = field(default_factory=dict)
     parallelism: str = "ddp"
-    binding: str = ""
+    # on a device (None without one)
+    peak_memory_gib: float | None = None  # allocated (torch.cuda.max_memory_allocated)
+    peak_reserved_gib: float | None = None  # reserved by the caching allocator: what must fit
+    usable_memory_gib: float | None = None
+    fits: bool | None = None
+    max_micro_batch: int | None = None
+    mfu: float | None = None
+    mfu_source: str | None = None
+    tokens_per_s: float | None = None
+    hours: float | None = None
+    memory: dict = field(default_factory=dict)
     usd: float | None = None  # hours x GPUs x the price given (plan.py --usd-per-gpu-hour)
+    # a searched option's
+    binding: str = ""
     name: str = ""  # GPT-2's name for the shape, where it has one
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def plan_run(
-    config: GPTConfig,
-    device: Device | None,
-    batch_size: int,
-    gradient_accumulation_steps: int,
-    max_iters: int,
-    *,
-    dtype: str = "bf16",
-    compile: bool = True,
-    gpus: int = 1,
-    mfu: float | None = None,
-    unique_tokens: int | None = None,
-    parallelism: str = "ddp",
-    law: Law = DEFAULT_LAW,
-    optimizer: str = "adamw",
-    usd_per_gpu_hour: float | None = None,
-) -> RunPlan:
-    """The figures of a run with these settings (config.activation_checkpointing included) on
-    `gpus` GPUs with DDP, or with FSDP (per-GPU memory: the model state divided over the GPUs);
-    mfu: None for mfu_for's figure. Without a device, its tokens, FLOPs and loss only."""
-    ckpt = config.activation_checkpointing
-    params = accounting.param_count(config)
-    tokens_per_step = batch_size * config.block_size * gradient_accumulation_steps
-    total = tokens_per_step * max_iters
+@dataclass(frozen=True)
+class Terms:
+    """What a plan is made on: the GPUs (a device, None for tokens, FLOPs and loss alone; how many
+    train together), the MFU to assume (None: hardware.mfu_for's), the unique tokens of data (None:
+    fresh data), the scaling law the losses come from, and the price of a GPU-hour (None: no cost)."""
+
+    device: Device | None = None
+    gpus: int = 1
+    mfu: float | None = None
+    unique_tokens: int | None = None
+    law: Law = DEFAULT_LAW
+    usd_per_gpu_hour: float | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A run's settings as far as a plan reads them: TrainSettings' names, so a TrainSettings serves
+    too (plan.py's evaluation of a config), and this light record serves the search."""
+
+    batch_size: int
+    gradient_accumulation_steps: int  # summed over the GPUs
+    max_iters: int
+    compile: bool = True
+    activation_checkpointing: int = 0
+    loss_chunks: int = 0
+    optimizer: str = "adamw"
+    parallelism: str = "ddp"
+
+
+def plan_run(config: GPTConfig, s, terms: Terms, dtype: str = "bf16") -> RunPlan:
+    """The figures of a run with these settings (RunSettings or TrainSettings) on terms.gpus GPUs
+    with DDP, or with FSDP (per-GPU memory: the model state divided over the GPUs). Without a
+    device, its tokens, FLOPs and loss only."""
+    params = flops.param_count(config)
+    tokens_per_step = s.batch_size * config.block_size * s.gradient_accumulation_steps
+    total = tokens_per_step * s.max_iters
     plan = RunPlan(
         params=params,
-        n_layer=config.n_layer,
-        n_embd=config.n_embd,
-        n_head=config.n_head,
-        batch_size=batch_size,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        activation_checkpointing=ckpt,
-        peak_memory_gib=None,
-        peak_reserved_gib=None,
-        usable_memory_gib=None,
-        fits=None,
-        max_micro_batch=None,
+        **{name: getattr(config, name) for name in ("n_layer", "n_embd", "n_head")},
+        **{
+            name: getattr(s, name) for name in ("batch_size", "gradient_accumulation_steps", "activation_checkpointing")
+        },
         tokens_per_step=tokens_per_step,
         total_tokens=total,
-        unique_tokens=unique_tokens,
-        epochs=round(total / unique_tokens, 3) if unique_tokens else None,
+        unique_tokens=terms.unique_tokens,
+        epochs=round(total / terms.unique_tokens, 3) if terms.unique_tokens else None,
         tokens_per_param=round(total / params, 2),
-        train_flops=float(accounting.flops_per_token(config) * total),
-        mfu=None,
-        mfu_source=None,
-        tokens_per_s=None,
-        hours=None,
-        predicted_loss=predicted_loss(params, total, unique_tokens, law),
-        parallelism=parallelism,
+        train_flops=float(flops.flops_per_token(config) * total),
+        predicted_loss=predicted_loss(params, total, terms.unique_tokens, terms.law),
+        parallelism=s.parallelism,
     )
-    if device is None:
-        return plan
-    micro_steps = max(1, gradient_accumulation_steps // gpus)
-    shards = gpus if parallelism == "fsdp" else 1
-    settings = dict(dtype=dtype, compile=compile, activation_checkpointing=ckpt, shards=shards, optimizer=optimizer)
-    memory = accounting.training_memory(config, batch_size, gradient_accumulation_steps=micro_steps, **settings)
-    usable = accounting.usable_memory(device.memory_gib)
-    mfu, source = mfu_for(device, params, mfu)
-    rate = tokens_per_second(config, device, mfu, ckpt) * gpus
-    hours = round(total / rate / 3600, 2) if rate else math.inf
-    allocated, reserved = device.peaks(memory)
+    return plan if terms.device is None else on_device(plan, config, memory.Step.of(s, dtype, terms.gpus), terms)
+
+
+def on_device(plan: RunPlan, config: GPTConfig, step: memory.Step, terms: Terms) -> RunPlan:
+    """The plan with its memory and time on terms.device: peaks, whether they fit, the largest
+    micro-batch that would, the MFU, throughput, hours and cost."""
+    device, gpus = terms.device, terms.gpus
+    estimate = memory.training_memory(config, step)
+    usable = memory.usable_memory(device.memory_gib)
+    mfu, source = hardware.mfu_for(device, plan.params, terms.mfu)
+    rate = tokens_per_second(config, device, mfu, step.activation_checkpointing) * gpus
+    hours = round(plan.total_tokens / rate / 3600, 2) if rate else math.inf
+    allocated, reserved = device.peaks(estimate)
     return replace(
         plan,
         peak_memory_gib=round(allocated / GIB, 2),
         peak_reserved_gib=round(reserved / GIB, 2),
         usable_memory_gib=round(usable / GIB, 2),
         fits=reserved <= usable,
-        max_micro_batch=max_micro_batch(config, device, gradient_accumulation_steps=micro_steps, **settings),
+        max_micro_batch=memory.max_micro_batch(config, device, step),
         mfu=mfu,
         mfu_source=source,
         tokens_per_s=round(rate, 1),
         hours=hours,
-        memory=memory.breakdown_gib(),
-        usd=round(hours * gpus * usd_per_gpu_hour, 2) if usd_per_gpu_hour else None,
+        memory=estimate.breakdown_gib(),
+        usd=round(hours * gpus * terms.usd_per_gpu_hour, 2) if terms.usd_per_gpu_hour else None,
     )
-
-
-def tokens_per_step_for(params: float) -> int:
-    """About GPT-3's batch size for a model of this size: 0.5M tokens below 1B, 1M below 5B, else 2M."""
-    return 2**19 if params < 1e9 else 2**20 if params < 5e9 else 2**21
-
-
-def learning_rate_for(params: float) -> float:
-    """GPT-3's learning rate for this size, interpolated in log-log (1e-3 at most for tiny models)."""
-    points = [(math.log(n), math.log(lr)) for n, lr in GPT3_LR]
-    x = math.log(params)
-    (x0, y0), (x1, y1) = (points[0], points[1]) if x < points[0][0] else (points[-2], points[-1])
-    for a, b in zip(points, points[1:]):
-        if a[0] <= x <= b[0]:
-            (x0, y0), (x1, y1) = a, b
-    return min(1e-3, math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0)))
 
 
 def shape_config(shape: tuple[int, int, int], arch: str, vocab_size: int, block_size: int = 1024) -> GPTConfig:
@@ -363,59 +202,40 @@ class Budget:
     hours: float | None = None
 
 
-def fitting_way(config: GPTConfig, device: Device, gpus: int, limit: int) -> tuple[str, int, int] | None:
+def fitting_way(config: GPTConfig, terms: Terms, limit: int) -> tuple[str, int, int] | None:
     """(parallelism, activation_checkpointing, the largest micro-batch that fits, at most limit) of
-    the first way this model fits: plain DDP, then checkpointing every block, then (on several
-    GPUs) sharding with FSDP, then both; None when none does."""
+    the first way this model fits on terms.device: plain DDP, then checkpointing every block, then
+    (on several GPUs) sharding with FSDP, then both; None when none does."""
+    gpus = terms.gpus
     ways = [("ddp", 0), ("ddp", 1)] + ([("fsdp", 0), ("fsdp", 1)] if gpus > 1 else [])
     for parallelism, ckpt in ways:
-        micro = max_micro_batch(
-            replace(config, activation_checkpointing=ckpt),
-            device,
-            activation_checkpointing=ckpt,
-            gradient_accumulation_steps=2,
-            shards=gpus if parallelism == "fsdp" else 1,
-            limit=limit,
-        )
+        step = memory.Step(1, activation_checkpointing=ckpt, micro_steps=2, shards=gpus if parallelism == "fsdp" else 1)
+        micro = memory.max_micro_batch(config, terms.device, step, limit)
         if micro:
             return parallelism, ckpt, micro
     return None
 
 
-def candidate(
-    shape: tuple[int, int, int],
-    *,
-    arch: str,
-    vocab_size: int,
-    device: Device | None,
-    gpus: int,
-    budget: Budget,
-    unique_tokens: int | None,
-    mfu: float | None = None,
-    law: Law = DEFAULT_LAW,
-    usd_per_gpu_hour: float | None = None,
-    block_size: int = 1024,
-) -> RunPlan | None:
-    """One shape's run within the budget: as many tokens as the FLOPs or hours allow, but no more
+def candidate(config: GPTConfig, budget: Budget, terms: Terms) -> RunPlan | None:
+    """A model's run within the budget: as many tokens as the FLOPs or hours allow, but no more
     than 1 + R*_D epochs of the data (their value is spent); about GPT-3's tokens per step; on a
     device, the largest power-of-two micro-batch that fits (checkpointing, then FSDP, only when
-    needed). binding names what limits it; a shape that does not fit at all is 'memory'. None
+    needed). binding names what limits it; a model that does not fit at all is 'memory'. None
     when the budget does not hold one step."""
-    config = shape_config(shape, arch, vocab_size, block_size)
-    params = accounting.param_count(config)
+    device, gpus, block_size = terms.device, terms.gpus, config.block_size
+    params = flops.param_count(config)
     step_tokens = tokens_per_step_for(params)
     limit = max(1, step_tokens // block_size // gpus)
-    way = fitting_way(config, device, gpus, limit) if device else ("ddp", 0, limit)
+    way = fitting_way(config, terms, limit) if device else ("ddp", 0, limit)
     parallelism, ckpt, fit = way or ("fsdp" if gpus > 1 else "ddp", 1, 1)  # not fitting: its leanest way
-    config = replace(config, activation_checkpointing=ckpt)
     limits = {}
     if budget.flops:
-        limits["compute"] = budget.flops / accounting.flops_per_token(config)
+        limits["compute"] = budget.flops / flops.flops_per_token(config)
     if budget.hours and device:
-        rate = tokens_per_second(config, device, mfu_for(device, params, mfu)[0], ckpt) * gpus
+        rate = tokens_per_second(config, device, hardware.mfu_for(device, params, terms.mfu)[0], ckpt) * gpus
         limits["time"] = rate * budget.hours * 3600
-    if unique_tokens:
-        limits["data"] = (1 + REPEAT_DECAY) * unique_tokens
+    if terms.unique_tokens:
+        limits["data"] = (1 + REPEAT_DECAY) * terms.unique_tokens
     binding, tokens = min(limits.items(), key=lambda item: item[1])
     step_tokens = min(step_tokens, max(gpus * block_size, 2 ** int(math.log2(max(1, tokens / MIN_STEPS)))))
     batch, accumulation = batch_layout(step_tokens // block_size, fit, gpus)
@@ -426,19 +246,9 @@ def candidate(
         iters = int(min(math.ceil(tokens / step), budget_tokens // step))
     if not iters:
         return None  # not one step within the budget
-    plan = plan_run(
-        config,
-        device,
-        batch,
-        accumulation,
-        iters,
-        gpus=gpus,
-        mfu=mfu,
-        unique_tokens=unique_tokens,
-        parallelism=parallelism,
-        law=law,
-        usd_per_gpu_hour=usd_per_gpu_hour,
-    )
+    run = RunSettings(batch, accumulation, iters, activation_checkpointing=ckpt, parallelism=parallelism)
+    plan = plan_run(config, run, terms)
+    shape = (config.n_layer, config.n_embd, config.n_head)
     return replace(plan, binding="memory" if device and not way else binding, name=GPT2_SHAPES.get(shape, ""))
 
 
@@ -467,54 +277,38 @@ def choose(candidates: list[RunPlan]) -> RunPlan:
     return min(fitting, key=lambda c: (c.predicted_loss, c.train_flops))
 
 
-def data_budget(shapes: list[tuple[int, int, int]], arch: str, vocab_size: int, unique: int, law: Law) -> float:
+def data_budget(configs: list[GPTConfig], unique: int, law: Law) -> float:
     """The compute one epoch of `unique` tokens supports compute-optimally: that of one epoch of the
-    largest shape that is, trained so, the lowest-loss shape for its own compute."""
-    sizes = []
-    for shape in shapes:
-        config = shape_config(shape, arch, vocab_size)
-        sizes.append((accounting.param_count(config), accounting.flops_per_token(config)))
+    largest model that is, trained so, the lowest-loss model for its own compute."""
+    sizes = [(flops.param_count(config), flops.flops_per_token(config)) for config in configs]
     budget = sizes[0][1] * unique
     for params, flops_per_token in sizes:
-        flops = flops_per_token * unique
-        winner = min(sizes, key=lambda s: predicted_loss(s[0], flops / s[1], unique, law))
+        compute = flops_per_token * unique
+        winner = min(sizes, key=lambda s: predicted_loss(s[0], compute / s[1], unique, law))
         if winner[0] == params:
-            budget = flops
+            budget = compute
     return budget
 
 
-def search(
-    *,
-    arch: str,
-    vocab_size: int,
-    device: Device | None,
-    gpus: int,
-    budget: Budget,
-    unique_tokens: int | None,
-    mfu: float | None = None,
-    law: Law = DEFAULT_LAW,
-    usd_per_gpu_hour: float | None = None,
-) -> Search:
+def search(*, arch: str, vocab_size: int, budget: Budget, terms: Terms) -> Search:
     """Every shape of the family (and GPT-2's) within the budget; without one, within the compute one
     epoch of the data supports, so the answer is the model compute-optimal for the data."""
-    shapes = sorted({*FAMILY, *GPT2_SHAPES}, key=lambda s: accounting.param_count(shape_config(s, arch, vocab_size)))
+    configs = sorted(
+        (shape_config(s, arch, vocab_size) for s in {*FAMILY, *GPT2_SHAPES}), key=lambda c: flops.param_count(c)
+    )
     data_only = not (budget.flops or budget.hours)
     if data_only:  # among the shapes that fit: a larger one would want more compute than the GPU can hold
-        fitting = [s for s in shapes if not device or fitting_way(shape_config(s, arch, vocab_size), device, gpus, 1)]
-        budget = Budget(flops=data_budget(fitting or shapes, arch, vocab_size, unique_tokens, law))
+        fitting = [c for c in configs if not terms.device or fitting_way(c, terms, 1)]
+        budget = Budget(flops=data_budget(fitting or configs, terms.unique_tokens, terms.law))
 
     def options(budget: Budget, unique: int | None) -> list[RunPlan]:
-        settings = dict(arch=arch, vocab_size=vocab_size, device=device, gpus=gpus, mfu=mfu, law=law)
-        plans = [
-            candidate(s, budget=budget, unique_tokens=unique, usd_per_gpu_hour=usd_per_gpu_hour, **settings)
-            for s in shapes
-        ]
+        plans = [candidate(c, budget, replace(terms, unique_tokens=unique)) for c in configs]
         return [p for p in plans if p]
 
-    candidates = options(budget, unique_tokens)
+    candidates = options(budget, terms.unique_tokens)
     if not candidates:
         raise ConfigError(
-            f"not one step of {gpus * 1024:,} tokens of the smallest model fits in this budget; "
+            f"not one step of {terms.gpus * 1024:,} tokens of the smallest model fits in this budget; "
             "give more --flops, --hours or --tokens"
         )
     best = choose(candidates)
@@ -522,11 +316,11 @@ def search(
     unconstrained = min(candidates, key=lambda c: (c.predicted_loss, c.train_flops))
     if unconstrained.params > best.params:
         found.unconstrained = unconstrained
-    if unique_tokens and best.epochs > 1:
+    if terms.unique_tokens and best.epochs > 1:
         found.fresh = choose(options(budget, None))
     if data_only:
         more = Budget(flops=4 * budget.flops)
-        found.more_epochs = choose(options(more, unique_tokens))
+        found.more_epochs = choose(options(more, terms.unique_tokens))
     return found
 
 
@@ -597,126 +391,3 @@ def explain(found: Search, gpus: int = 1) -> str:
     if best.activation_checkpointing:
         notes.append("it fits only with activation checkpointing")
     return "; ".join(notes)
-
-
-MEMORY_TOLERANCE = 0.10  # a measured peak further than this from the plan's is worth a warning
-
-
-def plan_check(
-    *,
-    iter_num: int,
-    config: GPTConfig,
-    settings,
-    dtype: str,
-    world_size: int,
-    device_name: str,
-    measured: tuple[float, float] | None,
-    measured_mfu: float | None,
-) -> dict:
-    """The run's plan (what startup_summary predicted) against what it measured once it ran a few
-    steps: allocated and reserved peaks in GiB (None on a CPU, which has no allocator to read) and MFU."""
-    device = device_named(device_name)
-    allocated, reserved = device.peaks(accounting.run_memory(config, settings, dtype, world_size))
-    check = {
-        "iter": iter_num,
-        "predicted_allocated_gib": round(allocated / GIB, 3),
-        "predicted_reserved_gib": round(reserved / GIB, 3),
-        "measured_allocated_gib": None,
-        "measured_reserved_gib": None,
-        "planned_mfu": round(mfu_for(device, accounting.param_count(config))[0], 4) if device.peak_flops else None,
-        "measured_mfu": measured_mfu,
-    }
-    if measured is not None:
-        check["measured_allocated_gib"] = round(measured[0] / GIB, 3)
-        check["measured_reserved_gib"] = round(measured[1] / GIB, 3)
-    return check
-
-
-def plan_check_lines(check: dict) -> tuple[str, str | None]:
-    """The line train.py prints once, and a warning when a measured peak is more than
-    MEMORY_TOLERANCE from its prediction (or None)."""
-    if check["measured_mfu"] is None:
-        line = f"plan check at iteration {check['iter']}: MFU not known (the device's peak FLOP/s is not)"
-    else:
-        planned = f"{100 * check['planned_mfu']:.0f}% planned" if check["planned_mfu"] else "none planned"
-        line = f"plan check at iteration {check['iter']}: MFU {100 * check['measured_mfu']:.1f}% measured ({planned})"
-    if check["measured_allocated_gib"] is None:
-        return line + "; memory is not measured on this device (no GPU allocator to read)", None
-    off = []
-    for kind in ("allocated", "reserved"):
-        measured, predicted = check[f"measured_{kind}_gib"], check[f"predicted_{kind}_gib"]
-        line += f"; peak {kind} {measured:.2f} GiB measured, {predicted:.2f} predicted"
-        if abs(predicted - measured) > MEMORY_TOLERANCE * measured:
-            off.append(f"{kind} {100 * (predicted - measured) / measured:+.0f}%")
-    warning = None
-    if off:
-        warning = (
-            f"the memory model is off for this run ({', '.join(off)} against the measured peak); plan.py's "
-            "figures for it will be off by as much: python bench.py --calibrate measures this GPU"
-        )
-    return line, warning
-
-
-def startup_summary(
-    config: GPTConfig,
-    settings,
-    world_size: int,
-    dtype: str,
-    peak_flops: float | None,
-    free_bytes: float | None,
-    device_name: str = "",
-) -> tuple[list[str], str | None]:
-    """What train.py prints before it allocates the model on the device (settings: its
-    TrainSettings; device_name: as torch reports it), and, when the predicted reserved peak exceeds
-    the device's free memory and settings.memory_check is 'refuse', the one-line refusal with the
-    fix ('warn': the same as a warning line; 'off': neither)."""
-    batch_size, gradient_accumulation_steps = settings.batch_size, settings.gradient_accumulation_steps
-    params = accounting.param_count(config)
-    ckpt = settings.activation_checkpointing
-    device = device_named(device_name)
-    allocated, reserved = device.peaks(accounting.run_memory(config, settings, dtype, world_size))
-    tokens = batch_size * config.block_size * gradient_accumulation_steps * settings.max_iters
-    line = (
-        f"plan: {params:,} parameters, {accounting.flops_per_token(config) / 1e6:,.1f} MFLOPs per token; "
-        f"{tokens:,} tokens = {tokens / params:.1f} per parameter; predicted GPU peak {allocated / GIB:.2f} GiB "
-        f"allocated, {reserved / GIB:.2f} GiB reserved"
-    )
-    if free_bytes is not None:
-        line += f" ({free_bytes / GIB:.1f} GiB free)"
-    if device.calibration:
-        line += f"; memory scaled by {device.calibration.shown_path}"
-    if peak_flops:
-        mfu, source = mfu_for(device, params)
-        rate = mfu * peak_flops / accounting.flops_per_token(config) / recompute_factor(config, ckpt)
-        cal = device.calibration
-        where = f"measured on this GPU: {cal.shown_path}" if cal else source.split(":")[0]
-        line += f"; about {tokens / rate / world_size / 3600:,.1f} h at {100 * mfu:.0f}% MFU ({where})"
-    if free_bytes is None or reserved <= free_bytes or settings.memory_check == "off":
-        return [line], None
-    free_device = Device("this GPU", free_bytes / GIB + accounting.CONTEXT_RESERVE / GIB, 0.0)
-    shards = world_size if settings.parallelism == "fsdp" else 1
-    settings_of = dict(
-        dtype=dtype,
-        compile=settings.compile,
-        shards=shards,
-        optimizer=settings.optimizer,
-        gradient_accumulation_steps=max(1, gradient_accumulation_steps // world_size),
-    )
-    fit = max_micro_batch(config, free_device, activation_checkpointing=ckpt, **settings_of)
-    if fit:
-        micro = 2 ** int(math.log2(fit))
-        accumulation = gradient_accumulation_steps * batch_size // micro
-        fix = f"use batch_size={micro} with gradient_accumulation_steps={accumulation} (the same tokens per step)" + (
-            "" if ckpt else ", or activation_checkpointing=1"
-        )
-    elif not ckpt and max_micro_batch(config, free_device, activation_checkpointing=1, **settings_of):
-        fix = "set activation_checkpointing=1 with a smaller batch_size"
-    else:
-        fix = "the model does not fit this GPU even at batch_size=1: choose a smaller one (python plan.py)"
-    message = (
-        f"predicted peak memory {reserved / GIB:.1f} GiB reserved ({allocated / GIB:.1f} GiB allocated) exceeds the "
-        f"{free_bytes / GIB:.1f} GiB free on the device at batch_size={batch_size}; {fix}"
-    )
-    if settings.memory_check == "warn":
-        return [line, f"WARNING: {message}; starting anyway (memory_check='warn')"], None
-    return [line], message + "; or memory_check='warn' to start it anyway"

@@ -1,5 +1,5 @@
 """
-Run folders read back, for plot.py: config.json (when there is one) and metrics.jsonl (of a run
+Run folders read back, for plot.py and sweep.py: config.json (when there is one) and metrics.jsonl (of a run
 still being written too), and what a chart and a table need from them: a label, curves against
 tokens, iterations, FLOPs or wall time, where the run crossed one epoch, its alarms, a summary.
 Reads files only, without torch.
@@ -11,24 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fitgpt.errors import DataError
-from fitgpt.metrics import METRICS_FILE, read_records, read_run_config
+from fitgpt.formatting import human_count, short_float
+from fitgpt.runfiles import METRICS_FILE, read_records, read_run_config
 
 # --x choice -> the metrics.jsonl key it reads
 AXES = {"tokens": "tokens", "iters": "iter", "flops": "flops", "time": "elapsed_s"}
-
-
-def human_count(n: float) -> str:
-    """208K, 10.7M, 124M, 1.5B."""
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{suffix}"
-    return f"{n:.3g}"
-
-
-def short_float(x: float) -> str:
-    """5e-4, 2.5e-4, 1e-3: a learning rate as people write it."""
-    mantissa, exponent = f"{x:.2e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def moving_average(values: list[float], n: int) -> list[float]:

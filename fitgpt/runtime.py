@@ -1,6 +1,7 @@
 """
 Device and precision: which device a run uses, its dtype, the autocast context, what the device
-is called (for the GPU table in accounting.py), and float8 training through torchao.
+is called (for the GPU table in hardware.py), its free and peak memory, and float8 training
+through torchao.
 """
 
 from contextlib import AbstractContextManager, nullcontext
@@ -8,6 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from fitgpt.errors import SetupError
+from fitgpt.formatting import GIB
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -120,7 +122,7 @@ def peak_memory(device: str) -> tuple[float, float] | None:
 def peak_memory_gib(device: str) -> float | None:
     """Peak memory allocated by tensors on a CUDA device since the last reset, or None elsewhere."""
     if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(device) / 2**30
+        return torch.cuda.max_memory_allocated(device) / GIB
     return None
 
 

@@ -1,10 +1,13 @@
 """
-Scaling laws L(N, D) = E + A / N^alpha + B / D^beta, the form of Hoffmann et al. 2022: the
-published constants plan.py ranks its options with (--law), and one fitted to your own runs
-(plan.py --fit), fitted as their approach 3 does (a Huber loss on log-loss residuals, from several
-starting points) to every val loss the runs logged: N a run's parameters, D the tokens it had
-trained on at that evaluation. A fitted law then replaces the published one in plan.py
-(--law FILE or --fit-file FILE), on your data and tokenizer.
+Scaling rules: the loss L(N, D) = E + A / N^alpha + B / D^beta a model of N parameters reaches on
+D tokens (published constants, or fitted to your own runs), what repeated data is worth, and
+GPT-3's tokens per step and learning rate by model size. plan.py ranks its options with these.
+
+The law's form is Hoffmann et al. 2022's: the published constants plan.py ranks its options with
+(--law), and one fitted to your own runs (plan.py --fit), fitted as their approach 3 does (a Huber
+loss on log-loss residuals, from several starting points) to every val loss the runs logged: N a
+run's parameters, D the tokens it had trained on at that evaluation. A fitted law then replaces
+the published one in plan.py (--law FILE or --fit-file FILE), on your data and tokenizer.
 
 An evaluation in the middle of a run is taken as the loss of a run of that length: close for a
 run whose learning rate decays late (lr_schedule='wsd'), pessimistic for a cosine run early on, so
@@ -76,6 +79,77 @@ def law_named(name: str) -> Law:
             f"--law {name}: use besiroglu (the default), chinchilla3 (or hoffmann), or a plan.py --fit file"
         )
     return Fit.load(name).law(name)
+
+
+# -----------------------------------------------------------------------------
+# Repeated data: what epochs over the same tokens are worth.
+
+DEFAULT_LAW = BESIROGLU
+# Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (eq. 5 and their fit): a
+# repeated token is worth less than a fresh one, decaying with the repeats R_D = D / U_D - 1 with
+# constant R*_D = 15.4; parameters beyond U_N, the model compute-optimal for the unique data,
+# decay faster, with R*_N = 5.3 in multiples of U_N. plan.py counts each up to one decay constant:
+# past it the next epoch (or parameter) is worth under 1/e of a fresh one, and nothing is spent on it.
+REPEAT_DECAY = 15.4
+EXCESS_DECAY = 5.3
+
+
+def effective(x: float, unique: float, decay: float) -> float:
+    """What x tokens (or parameters) drawn from `unique` are worth in fresh ones: Muennighoff et
+    al.'s U + U R* (1 - exp(-R / R*)), R = x / U - 1 the repeats (or excess) beyond U, counted up to
+    one decay constant."""
+    if x <= unique:
+        return x
+    repeats = min(x / unique - 1, decay)
+    return unique + unique * decay * (1 - math.exp(-repeats / decay))
+
+
+def effective_tokens(tokens: float, unique: float | None) -> float:
+    """Tokens worth of fresh data that `tokens` of training on `unique` tokens is: about 4 epochs
+    are nearly as good as new data, 16 worth about 11 (Muennighoff et al. 2023's R*_D)."""
+    return effective(tokens, unique, REPEAT_DECAY) if unique else tokens
+
+
+def effective_params(params: float, unique: float | None, law: Law = DEFAULT_LAW) -> float:
+    """Parameters worth of a model trained on `unique` tokens: beyond U_N, the model the law finds
+    compute-optimal for them, each is worth less (Muennighoff et al. 2023's R*_N)."""
+    return effective(params, law.params_for(unique), EXCESS_DECAY) if unique else params
+
+
+def predicted_loss(params: float, tokens: float, unique: float | None = None, law: Law = DEFAULT_LAW) -> float:
+    """Loss (nats per token) the law predicts for `params` parameters trained on `tokens` tokens,
+    repeats of `unique` unique tokens discounted on both sides: never below the same run's on
+    fresh data. Approximate, and on the law's own data."""
+    return law.loss(effective_params(params, unique, law), effective_tokens(tokens, unique))
+
+
+# -----------------------------------------------------------------------------
+# GPT-3's hyperparameters by model size (Brown et al. 2020, table 2.1): a searched model's tokens
+# per step, and a written config's learning rate and warmup.
+
+WARMUP_TOKENS = 375e6  # GPT-3's warmup, which nanoGPT's 715 iterations x 0.5M tokens also is
+# learning rates by size, interpolated in log-log (learning_rate_for)
+GPT3_LR = ((125e6, 6e-4), (350e6, 3e-4), (760e6, 2.5e-4), (1.3e9, 2e-4), (2.7e9, 1.6e-4), (6.7e9, 1.2e-4), (13e9, 1e-4))
+
+
+def tokens_per_step_for(params: float) -> int:
+    """About GPT-3's batch size for a model of this size: 0.5M tokens below 1B, 1M below 5B, else 2M."""
+    return 2**19 if params < 1e9 else 2**20 if params < 5e9 else 2**21
+
+
+def learning_rate_for(params: float) -> float:
+    """GPT-3's learning rate for this size, interpolated in log-log (1e-3 at most for tiny models)."""
+    points = [(math.log(n), math.log(lr)) for n, lr in GPT3_LR]
+    x = math.log(params)
+    (x0, y0), (x1, y1) = (points[0], points[1]) if x < points[0][0] else (points[-2], points[-1])
+    for a, b in zip(points, points[1:]):
+        if a[0] <= x <= b[0]:
+            (x0, y0), (x1, y1) = a, b
+    return min(1e-3, math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0)))
+
+
+# -----------------------------------------------------------------------------
+# A law fitted to your own runs.
 
 
 @dataclass

@@ -19,10 +19,11 @@ import subprocess
 import sys
 import time
 
-from fitgpt import accounting
+from fitgpt import memory
 from fitgpt.architecture import GPTConfig
 from fitgpt.calibration import FOLDER as calibration_folder
-from fitgpt.calibration import file_name
+from fitgpt.formatting import GIB
+from fitgpt.hardware import gpu_for_device_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,7 +175,7 @@ def last_json(text: str) -> dict | None:
 
 def train_result(out_dir: str) -> dict | None:
     """A train.py case's figures: its plan check and its last logged step's speed."""
-    from fitgpt.metrics import read_records, read_run_config
+    from fitgpt.runfiles import read_records, read_run_config
 
     config = read_run_config(out_dir)
     steps = [row for row in read_records(os.path.join(out_dir, "metrics.jsonl")) if "tok_per_s" in row]
@@ -190,7 +191,7 @@ def train_result(out_dir: str) -> dict | None:
     }
 
 
-def run_case(case: Case, command: list[str], timeout: float, log_path: str, out_dir: str = "") -> dict:
+def run_case(case: Case, command: list[str], *, timeout: float, log_path: str, out_dir: str = "") -> dict:
     """Run one case; its record for suite.json (the result, or why there is none)."""
     t0 = time.monotonic()
     env = {**os.environ, **case.env, "PYTHONUNBUFFERED": "1"}
@@ -298,6 +299,12 @@ def run_suite(c, given: dict) -> dict:
     return suite
 
 
+def file_name(device: str) -> str:
+    """calibration/<this>.json: the GPU table's key for a device torch names, else its name made a slug."""
+    gpu = gpu_for_device_name(device)
+    return f"{gpu.key if gpu else re.sub(r'[^a-z0-9]+', '-', device.lower()).strip('-')}.json"
+
+
 def write_json(path: str, value: dict) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -333,8 +340,8 @@ def prediction(record: dict) -> tuple[float, float]:
     s = settings_of(record)
     config = GPTConfig.from_settings(s, vocab_size=s.vocab_size)
     world = record.get("result", {}).get("world_size", 1)
-    estimate = accounting.run_memory(config, s, record.get("result", {}).get("dtype", "bf16"), world)
-    return estimate.total / accounting.GIB, estimate.reserved / accounting.GIB
+    estimate = memory.run_memory(config, s, record.get("result", {}).get("dtype", "bf16"), world)
+    return estimate.total / GIB, estimate.reserved / GIB
 
 
 def error(measured: float, predicted: float) -> str:

@@ -8,7 +8,7 @@ import itertools
 import os
 
 from fitgpt.errors import ConfigError
-from fitgpt.metrics import METRICS_FILE, read_records, read_run_config
+from fitgpt.runfiles import METRICS_FILE, read_records, read_run_config
 
 
 def split_arguments(argv: list[str]) -> tuple[list[str], dict[str, list[str]], list[str]]:

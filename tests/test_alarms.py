@@ -50,11 +50,10 @@ def test_each_epoch_boundary_once_even_when_a_step_crosses_two():
     crossed = alarms.epochs_crossed(900_000, {"iter": 21, "tokens": 2_100_000}, TRAIN_TOKENS, 100_000, limit=1.0)
     assert [a.name for a in crossed] == ["epoch_1", "epoch_2"] and {a.iter for a in crossed} == {21}
     assert crossed[0].measured.startswith("epoch 1 done: 2,100,000 tokens seen, the whole 1,000,000-token train split")
-    assert alarms.epochs_crossed(1_000_000, {"iter": 15, "tokens": 1_500_000}, TRAIN_TOKENS, 1000, 1.0) == []
-    assert [a.name for a in alarms.epochs_crossed(0, {"iter": 40, "tokens": 4_000_000}, TRAIN_TOKENS, 1000, 2.5)] == [
-        "epoch_3",
-        "epoch_4",
-    ]
+    assert alarms.epochs_crossed(1_000_000, {"iter": 15, "tokens": 1_500_000}, TRAIN_TOKENS, 1000, limit=1.0) == []
+    assert [
+        a.name for a in alarms.epochs_crossed(0, {"iter": 40, "tokens": 4_000_000}, TRAIN_TOKENS, 1000, limit=2.5)
+    ] == ["epoch_3", "epoch_4"]
 
 
 def test_plateau_after_patience_evaluations_without_improvement():

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import configurator
-from fitgpt import accounting
+from fitgpt import flops
+from fitgpt.optim import build_optimizer
 from fitgpt.settings import TrainSettings
-from fitgpt.training import make_optimizer
 from model import GPT, GPTConfig, apply_rope, rope_tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +43,7 @@ def test_every_combination_is_causal_and_learns(options):
     torch.testing.assert_close(model(changed, changed)[0][:, :9], logits[:, :9])
 
     x, y = idx[:, :-1], idx[:, 1:]
-    opt = make_optimizer(model, 0.0, 1e-2, (0.9, 0.95), "cpu")
+    opt = build_optimizer(model, TrainSettings(weight_decay=0.0, learning_rate=1e-2), "cpu")
     first = model(x, y)[1].item()
     for _ in range(15):
         opt.zero_grad()
@@ -68,10 +68,10 @@ def test_parameter_count_and_flops_are_exact(options):
     embeddings = 64 * c.n_embd * (1 if c.tie_embeddings else 2)  # 50 tokens padded to 64 rows
     positions = c.block_size * c.n_embd if c.pos_emb == "learned" else 0
     expected = embeddings + positions + c.n_layer * per_layer + norm
-    assert accounting.param_count(c) == expected == sum(p.numel() for p in model.parameters())
+    assert flops.param_count(c) == expected == sum(p.numel() for p in model.parameters())
     lm_head = 64 * c.n_embd
     attention = 12 * c.n_layer * c.n_embd * c.block_size
-    assert accounting.flops_per_token(c) == 6 * (c.n_layer * matmul_weights + lm_head) + attention
+    assert flops.flops_per_token(c) == 6 * (c.n_layer * matmul_weights + lm_head) + attention
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_parameter_count_and_flops_are_exact(options):
 def test_tinystories_configs_match_llama2c_parameter_counts(name, expected):
     settings = configurator.read_config_file(os.path.join(ROOT, f"config/tinystories_{name}.py"), TrainSettings)
     config = GPTConfig.from_settings(TrainSettings(**settings), vocab_size=32000)
-    assert accounting.param_count(config) == expected
+    assert flops.param_count(config) == expected
     with torch.device("meta"):
         assert sum(p.numel() for p in GPT(config).parameters()) == expected
 
@@ -111,7 +111,7 @@ def test_gqa_equals_attention_with_repeated_kv_heads():
     full.load_state_dict(state)
     idx = torch.randint(0, 50, (2, 16))
     torch.testing.assert_close(gqa(idx, idx)[0], full(idx, idx)[0])
-    assert accounting.param_count(tiny(n_kv_heads=4).config) == accounting.param_count(tiny().config)
+    assert flops.param_count(tiny(n_kv_heads=4).config) == flops.param_count(tiny().config)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import torch
 import bench
 import plan
 from conftest import TINY, as_args, cli, tiny_settings
-from fitgpt import accounting, calibration, measure, planner, suite
+from fitgpt import calibration, flops, hardware, measure, memory, suite
 from fitgpt.errors import ConfigError, RunFailure
 
 # names as torch.cuda.get_device_name reports them -> (table key, dense TFLOP/s by precision)
@@ -41,10 +41,10 @@ DEVICES = [
 
 @pytest.mark.parametrize("name, key, peaks", DEVICES, ids=[d[0] for d in DEVICES])
 def test_peak_table_by_name_and_precision(name, key, peaks):
-    assert accounting.gpu_for_device_name(name).key == key
+    assert hardware.gpu_for_device_name(name).key == key
     for precision, tflops in peaks.items():
         expected = tflops * 1e12 if tflops else None
-        assert accounting.peak_flops(name, precision) == (pytest.approx(expected) if expected else None)
+        assert hardware.peak_flops(name, precision) == (pytest.approx(expected) if expected else None)
 
 
 @pytest.mark.parametrize(
@@ -52,12 +52,12 @@ def test_peak_table_by_name_and_precision(name, key, peaks):
     ["NVIDIA GeForce RTX 4070 Ti", "NVIDIA GeForce RTX 4090 D", "Apple M2 Max", "cpu", "mps", "NVIDIA Tesla T4", ""],
 )
 def test_unknown_devices_have_no_peak(name):
-    assert accounting.peak_flops(name) is None
-    assert accounting.peak_flops(name, override=1e14) == 1e14  # peak_flops= in the config
+    assert hardware.peak_flops(name) is None
+    assert hardware.peak_flops(name, override=1e14) == 1e14  # peak_flops= in the config
 
 
 def test_pcie_is_not_taken_for_sxm():
-    assert accounting.peak_flops("NVIDIA H100 PCIe") / accounting.peak_flops("NVIDIA H100 80GB HBM3") < 0.8
+    assert hardware.peak_flops("NVIDIA H100 PCIe") / hardware.peak_flops("NVIDIA H100 80GB HBM3") < 0.8
 
 
 def fake_device(limit_bytes, bytes_per_sequence, base):
@@ -139,7 +139,7 @@ def test_json_profile_and_compare(capsys, tmp_path):
     assert (
         result["device"] == "cpu"
         and result["mfu"] is None
-        and result["params"] == accounting.param_count(bench.GPTConfig.from_settings(tiny_settings(), vocab_size=50257))
+        and result["params"] == flops.param_count(bench.GPTConfig.from_settings(tiny_settings(), vocab_size=50257))
     )
     assert (
         os.path.getsize(result["profile"]["trace"]) > 1000 and "traceEvents" in open(result["profile"]["trace"]).read()
@@ -181,7 +181,7 @@ def test_bench_out_of_memory_off_cuda_is_one_line(monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CPU: failed to allocate")
 
-    monkeypatch.setattr(bench, "forward_backward", out_of_memory)
+    monkeypatch.setattr(bench.Bench, "accumulate", out_of_memory)
     settings = bench.BenchSettings(**{**TINY, "batch_size": 8, "gradient_accumulation_steps": 2, "vocab_size": 65})
     with pytest.raises(
         RunFailure,
@@ -254,14 +254,11 @@ def test_calibration_interpolates_in_log_parameters(tmp_path):
     measured = calibration.load(str(path))
     assert measured.achieved_flops(5e7) == 3e14 and measured.achieved_flops(2e9) == 4e14  # the nearest outside
     assert measured.achieved_flops(10**8.5) == pytest.approx(3.5e14)
-    device = planner.device_for("h200", calibration=str(path))
-    assert planner.mfu_for(device, 10**8.5)[0] == pytest.approx(3.5e14 / 989.4e12)
-    estimate = accounting.training_memory(bench.GPTConfig(), 8)
+    device = hardware.device_for("h200", calibration=str(path))
+    assert hardware.mfu_for(device, 10**8.5)[0] == pytest.approx(3.5e14 / 989.4e12)
+    estimate = memory.training_memory(bench.GPTConfig(), memory.Step(8))
     assert device.peaks(estimate) == (estimate.total, pytest.approx(1.1 * estimate.reserved))
     path.write_text("{}")
     with pytest.raises(ConfigError, match=f"calibration file {path}: not a bench.py --calibrate result"):
         calibration.load(str(path))
-    assert (
-        calibration.file_name("NVIDIA H200") == "h200.json"
-        and calibration.file_name("Radeon 7900") == "radeon-7900.json"
-    )
+    assert suite.file_name("NVIDIA H200") == "h200.json" and suite.file_name("Radeon 7900") == "radeon-7900.json"

@@ -62,7 +62,9 @@ def test_every_rank_evaluates_as_many_batches(monkeypatch):
     sums, passes = [], []
     for rank in (0, 1):
         model, dist = MeanOf(), Distributed(rank=rank, world_size=2, enabled=True)
-        loss = training.estimate_loss(model, {"val": IndexLoader(rank, 2)}, 5, nullcontext(), dist, "cpu")["val"]
+        loss = training.estimate_loss(model, {"val": IndexLoader(rank, 2)}, 5, nullcontext(), dist=dist, device="cpu")[
+            "val"
+        ]
         sums.append(loss * 5)
         passes.append(model.passes)
     assert passes == [3, 3] and sum(sums) == 0 + 1 + 2 + 3 + 4

@@ -14,7 +14,7 @@ from fitgpt import hellaswag
 from fitgpt.architecture import GPTConfig
 from fitgpt.distributed import Distributed
 from fitgpt.errors import DataError
-from fitgpt.metrics import read_records
+from fitgpt.runfiles import read_records
 from fitgpt.tokenization import CharTokenizer
 from model import GPT
 
@@ -79,7 +79,8 @@ def test_ranks_score_disjoint_shares_that_add_up(setup):
     # without a process group each rank's counts are its own share: the shares must add up
     # 5 items over 2 ranks one at a time: rank 1 scores 2 and one spare batch, which must not count
     shares = [
-        hellaswag.evaluate(model, encoded, torch.no_grad(), "cpu", Distributed(r, r, 2), batch_items=1) for r in (0, 1)
+        hellaswag.evaluate(model, encoded, torch.no_grad(), "cpu", dist=Distributed(r, r, 2), batch_items=1)
+        for r in (0, 1)
     ]
     for key in ("acc", "acc_norm"):
         assert sum(share[key] for share in shares) == pytest.approx(whole[key])

@@ -15,8 +15,8 @@ import sample
 import train
 from conftest import ROOT, as_args, cli, run_script, tiny_settings
 from fitgpt.checkpoint import load_checkpoint, write_checkpoint
-from fitgpt.errors import CheckpointError, RunFailure
-from fitgpt.training import StopRequest, out_of_memory_message
+from fitgpt.errors import CheckpointError, RunFailure, StopRequest
+from fitgpt.training import out_of_memory_message
 
 # checkpoints every 4 iterations, dropout on: a resumed run must restore the RNG states too
 FAULTS = dict(batch_size=4, eval_iters=2, eval_interval=8, log_interval=1, ckpt_interval=4, warmup_iters=3, dropout=0.1)

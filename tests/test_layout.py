@@ -60,7 +60,10 @@ def test_the_package_imports_only_the_ground_floor_from_the_root():
 
 
 def test_torch_free_modules_load_without_torch():
-    modules = "fitgpt.accounting, fitgpt.settings, fitgpt.alarms, fitgpt.metrics, fitgpt.runs, plot"
+    modules = (
+        "fitgpt.flops, fitgpt.hardware, fitgpt.memory, fitgpt.planner, fitgpt.startup, fitgpt.settings, "
+        "fitgpt.alarms, fitgpt.runlog, fitgpt.runfiles, fitgpt.wandb_run, fitgpt.formatting, fitgpt.runs, plot"
+    )
     code = f"import sys, {modules}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -11,9 +11,9 @@ import torch
 
 import train
 from conftest import tiny_settings
-from fitgpt import accounting, suite
-from fitgpt.accounting import head_saved, layer_saved, training_memory
+from fitgpt import flops, hardware, memory, suite
 from fitgpt.architecture import GPTConfig
+from fitgpt.memory import Step, head_saved, layer_saved, training_memory
 from model import GPT
 
 
@@ -56,7 +56,7 @@ def test_saved_bytes_are_exactly_the_formulas(options, dtype):
     expected = tokens * (config.n_layer * layer_saved(config, dtype) + head_saved(config, dtype))
     expected += cpu_rmsnorm_extra(config, tokens)
     if dtype == "bf16":
-        expected += 2 * accounting.matmul_weights(config)  # autocast's bf16 weight copies
+        expected += 2 * flops.matmul_weights(config)  # autocast's bf16 weight copies
     if config.pos_emb == "learned":
         expected += 8 * seq  # the position ids
     torch.manual_seed(0)
@@ -69,20 +69,20 @@ def test_qk_norm_is_approximate(dtype):
     counted = saved_bytes(GPT(config), 2, 96, dtype)
     expected = 2 * 96 * (3 * layer_saved(config, dtype) + head_saved(config, dtype))
     expected += cpu_rmsnorm_extra(config, 2 * 96)
-    expected += 2 * accounting.matmul_weights(config) if dtype == "bf16" else 0
+    expected += 2 * flops.matmul_weights(config) if dtype == "bf16" else 0
     assert abs(expected / counted - 1) < 0.12
 
 
 def test_checkpointed_blocks_keep_only_their_input():
-    config = GPTConfig(**SHAPE, n_layer=4, activation_checkpointing=2)  # blocks 0 and 2
-    counted = saved_bytes(GPT(config).train(), 2, 96, "fp32")
+    config = GPTConfig(**SHAPE, n_layer=4)
+    counted = saved_bytes(GPT(config, activation_checkpointing=2).train(), 2, 96, "fp32")  # blocks 0 and 2
     per_token = 2 * layer_saved(config, "fp32") + 2 * 4 * config.n_embd + head_saved(config, "fp32")
     assert counted == 2 * 96 * per_token + 8 * 96 + 4
-    assert accounting.checkpointed_layers(48, 1) == 48 and accounting.checkpointed_layers(48, 5) == 10
+    assert flops.checkpointed_layers(48, 1) == 48 and flops.checkpointed_layers(48, 5) == 10
 
 
 # What torch.compile keeps, counted by its own partitioner (fitgpt/partition.py, FakeTensorMode on
-# CPU): the formulas accounting.py uses for compiled runs, option by option
+# CPU): the formulas memory.py uses for compiled runs, option by option
 COMPILED_OPTIONS = [
     dict(),
     dict(bias=True, dtype="fp16"),
@@ -102,16 +102,17 @@ def test_compiled_formulas_are_the_partitioners_count(options):
 
     options = dict(options)
     dtype = options.pop("dtype", "bf16")
+    choices = {k: options.pop(k, 0) for k in ("activation_checkpointing", "loss_chunks")}  # not the shape
     config = GPTConfig(**{**SHAPE, "bias": False, **options}, n_layer=2)
-    counted = compiled_count(config, dtype, block_size=32)
-    if config.activation_checkpointing:
+    counted = compiled_count(config, dtype, block_size=32, **choices)
+    if choices["activation_checkpointing"]:
         assert counted.layer_per_token == 4 * config.n_embd  # a checkpointed block keeps its fp32 input
     else:
-        assert counted.layer_per_token == accounting.compiled_layer_saved(config, dtype)
-    remade = accounting.checkpointed_layers(config.n_layer, config.activation_checkpointing)
-    expected_head = accounting.compiled_head_saved(config, dtype, last_block_remade=remade > 0)
+        assert counted.layer_per_token == memory.compiled_layer_saved(config, dtype)
+    remade = flops.checkpointed_layers(config.n_layer, choices["activation_checkpointing"])
+    expected_head = memory.compiled_head_saved(config, dtype, remade > 0, choices["loss_chunks"])
     assert counted.head_per_token == pytest.approx(expected_head, abs=8)
-    copies = 2 * accounting.bf16_copied_weights(config, remade) if dtype != "fp32" else 0
+    copies = 2 * memory.bf16_copied_weights(config, remade, choices["loss_chunks"]) if dtype != "fp32" else 0
     assert counted.weight_copies == pytest.approx(copies, rel=0.01)  # the compiled graph keeps the bf16 casts
 
 
@@ -138,18 +139,18 @@ def test_h200_peaks_within_the_targets(record):
 
 def test_the_3b_recipe_needs_checkpointing_on_a_mi300x():
     config = GPTConfig(bias=False, n_layer=48, n_embd=2560, n_head=32)
-    assert accounting.param_count(config) == 3_906_521_600
-    mi300x = accounting.gpu_by_key("mi300x")
-    plain = training_memory(config, 32, "bf16", True)
-    assert plain.total > accounting.usable_memory(mi300x.memory_gib)  # about 200 GiB at micro-batch 32
-    checkpointed = training_memory(config, 32, "bf16", True, activation_checkpointing=1)
-    assert checkpointed.total < accounting.usable_memory(mi300x.memory_gib) and checkpointed.total < plain.total / 2
-    assert plain.weights == 4 * accounting.param_count(config) and plain.optimizer == 2 * plain.weights
+    assert flops.param_count(config) == 3_906_521_600
+    mi300x = hardware.gpu_by_key("mi300x")
+    plain = training_memory(config, Step(32, "bf16", True))
+    assert plain.total > memory.usable_memory(mi300x.memory_gib)  # about 200 GiB at micro-batch 32
+    checkpointed = training_memory(config, Step(32, "bf16", True, activation_checkpointing=1))
+    assert checkpointed.total < memory.usable_memory(mi300x.memory_gib) and checkpointed.total < plain.total / 2
+    assert plain.weights == 4 * flops.param_count(config) and plain.optimizer == 2 * plain.weights
 
 
 def test_fsdp_shards_divide_the_model_state():
     config = GPTConfig(bias=False, n_layer=48, n_embd=2560, n_head=32)
-    one, eight = training_memory(config, 1, shards=1), training_memory(config, 1, shards=8)
+    one, eight = training_memory(config, Step(1, shards=1)), training_memory(config, Step(1, shards=8))
     assert eight.weights == one.weights / 8 and eight.optimizer == one.optimizer / 8
 
 
@@ -159,7 +160,7 @@ def test_checkpointing_gives_the_same_gradients(every):
     config = GPTConfig(**SHAPE, n_layer=3, dropout=0.1)
     plain, checkpointed = (
         GPT(config),
-        GPT(GPTConfig(**{**SHAPE, "n_layer": 3, "dropout": 0.1}, activation_checkpointing=every)),
+        GPT(GPTConfig(**{**SHAPE, "n_layer": 3, "dropout": 0.1}), activation_checkpointing=every),
     )
     checkpointed.load_state_dict(plain.state_dict())
     x, y = torch.randint(0, 300, (2, 96)), torch.randint(0, 300, (2, 96))
@@ -202,7 +203,7 @@ def test_chunked_loss_keeps_no_logits_and_matches_the_plain_loss(dtype, softcap)
     torch.manual_seed(0)
     plain = GPT(config).train()
     # 192 tokens: uneven chunks of 39
-    chunked = GPT(GPTConfig(**SHAPE, n_layer=2, loss_chunks=5, logit_softcap=softcap)).train()
+    chunked = GPT(GPTConfig(**SHAPE, n_layer=2, logit_softcap=softcap), loss_chunks=5).train()
     chunked.load_state_dict(plain.state_dict())
     x = torch.randint(0, config.vocab_size, (2, 96))
     y = torch.randint(0, config.vocab_size, (2, 96))
@@ -223,17 +224,20 @@ def test_chunked_loss_keeps_no_logits_and_matches_the_plain_loss(dtype, softcap)
         assert (p.grad - q.grad).norm() <= (1e-6 if dtype == "fp32" else 1e-2) * p.grad.norm(), name
     # what autograd keeps: the blocks' activations and the head without its vocabulary-wide log-softmax
     tokens = 2 * 96
-    expected = tokens * (2 * layer_saved(config, dtype) + head_saved(chunked.config, dtype)) + 8 * 96
+    expected = tokens * (2 * layer_saved(config, dtype) + head_saved(config, dtype, loss_chunks=5)) + 8 * 96
     if dtype == "bf16":  # autocast's bf16 weight copies, but the output layer's: each chunk casts its own
-        expected += 2 * accounting.bf16_copied_weights(chunked.config)
+        expected += 2 * memory.bf16_copied_weights(config, loss_chunks=5)
     assert saved_bytes(chunked, 2, 96, dtype) == expected + 8  # + the int64 count the mean divides by
-    kept_input = 4 - accounting.ACTIVATION_BYTES[dtype]  # lm_head's input stays fp32 for its chunks
-    assert head_saved(config, dtype) - head_saved(chunked.config, dtype) == 4 * config.vocab_size - kept_input * 64
+    kept_input = 4 - memory.ACTIVATION_BYTES[dtype]  # lm_head's input stays fp32 for its chunks
+    assert (
+        head_saved(config, dtype) - head_saved(config, dtype, loss_chunks=5) == 4 * config.vocab_size - kept_input * 64
+    )
 
 
 def test_chunked_loss_lowers_the_predicted_peak_of_gpt2():
-    plain, chunked = GPTConfig(bias=False), GPTConfig(bias=False, loss_chunks=8)
-    saved = training_memory(plain, 16, compile=False).total - training_memory(chunked, 16, compile=False).total
+    config = GPTConfig(bias=False)
+    plain, chunked = Step(16, compile=False), Step(16, compile=False, loss_chunks=8)
+    saved = training_memory(config, plain).total - training_memory(config, chunked).total
     # per token: the fp32 log-softmax (4 V) and 7/8 of the loss's two buffers (8 V), less lm_head's fp32 input
     per_token = 4 * 50257 + 8 * 50257 - 12 * 50257 / 8 - 2 * 768
     head_copy = 2 * 50304 * 768  # and the output layer's bf16 copy: each chunk casts its own

@@ -13,10 +13,11 @@ import torch
 
 import train
 from conftest import tiny_settings
-from fitgpt import accounting
+from fitgpt import flops
 from fitgpt.architecture import GPTConfig
-from fitgpt.metrics import MetricsLog, WandbRun, read_records, read_run_config, write_run_config
+from fitgpt.runfiles import MetricsLog, read_records, read_run_config, write_run_config
 from fitgpt.settings import TrainSettings
+from fitgpt.wandb_run import WandbRun
 
 
 def test_config_json_round_trips_and_rows_carry_flops_time_and_lr(char_dataset, tmp_path):
@@ -27,8 +28,8 @@ def test_config_json_round_trips_and_rows_carry_flops_time_and_lr(char_dataset, 
     assert TrainSettings(**config["settings"]) == settings
     model = GPTConfig(**config["model_args"])
     assert model == GPTConfig(**torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)["model_args"])
-    assert config["params"] == accounting.param_count(model) and config["tokens_per_iter"] == 512
-    assert config["flops_per_token"] == accounting.flops_per_token(model)
+    assert config["params"] == flops.param_count(model) and config["tokens_per_iter"] == 512
+    assert config["flops_per_token"] == flops.flops_per_token(model)
     dataset = config["dataset"]
     assert dataset["path"] == os.path.abspath(char_dataset) and dataset["vocab_size"] == 62
     shard_bytes = sum(os.path.getsize(p) - 1024 for p in glob.glob(os.path.join(char_dataset, "*.bin")))

@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from fitgpt import accounting
+from fitgpt import flops
 from fitgpt.errors import ConfigError
-from fitgpt.training import make_optimizer
+from fitgpt.optim import build_optimizer
+from fitgpt.settings import TrainSettings
 from model import GPT, GPTConfig, decode_layout, sample_next
 
 
@@ -72,7 +73,7 @@ def test_embeddings_are_tied():
     untied = tiny(tie_embeddings=False)
     assert untied.lm_head.weight is not untied.transformer.wte.weight
     # 97 tokens padded to 128 rows; the count is of the tensors as they are, padding included
-    assert accounting.param_count(untied.config) == accounting.param_count(model.config) + 128 * 32
+    assert flops.param_count(untied.config) == flops.param_count(model.config) + 128 * 32
 
 
 def test_residual_projections_use_scaled_init():
@@ -123,13 +124,13 @@ def test_decode_layout_gives_the_same_logits_and_leaves_the_model_unchanged():
 
 def test_gpt2_small_parameter_count():
     unpadded = GPTConfig(vocab_size=50257, vocab_multiple=1)  # Hugging Face's gpt2
-    assert accounting.param_count(unpadded) == 124_439_808
-    assert accounting.param_count(unpadded, include_position_embeddings=False) == 124_439_808 - 1024 * 768
+    assert flops.param_count(unpadded) == 124_439_808
+    assert flops.param_count(unpadded, include_position_embeddings=False) == 124_439_808 - 1024 * 768
     padded = GPTConfig()  # GPT-2's vocabulary padded to 50304 rows, as trained here (and by nanoGPT)
     assert padded.vocab_size == 50257 and padded.padded_vocab_size == 50304
-    assert accounting.param_count(padded) == 124_439_808 + 47 * 768
+    assert flops.param_count(padded) == 124_439_808 + 47 * 768
     with torch.device("meta"):
-        assert sum(p.numel() for p in GPT(padded).parameters()) == accounting.param_count(padded)
+        assert sum(p.numel() for p in GPT(padded).parameters()) == flops.param_count(padded)
 
 
 def test_padded_vocabulary_changes_nothing_but_the_matmul_shape():
@@ -159,7 +160,7 @@ def test_flops_per_token_matches_counted_flops(options):
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         _, loss = model(idx, idx)
         loss.backward()
-    assert counter.get_total_flops() == accounting.flops_per_token(model.config, 32) * idx.numel()
+    assert counter.get_total_flops() == flops.flops_per_token(model.config, 32) * idx.numel()
 
 
 def test_config_errors():
@@ -171,7 +172,7 @@ def test_config_errors():
 
 def test_optimizer_decays_only_matrices():
     model = tiny()
-    opt = make_optimizer(model, 0.1, 1e-3, (0.9, 0.95), "cpu")
+    opt = build_optimizer(model, TrainSettings(weight_decay=0.1, learning_rate=1e-3), "cpu")
     decay, no_decay = opt.param_groups
     assert all(p.dim() >= 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
     assert all(p.dim() < 2 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0

@@ -12,12 +12,11 @@ import torch
 import plan
 import train
 from conftest import cli, tiny_settings
-from fitgpt import accounting
+from fitgpt import formatting, memory
 from fitgpt.architecture import GPTConfig
-from fitgpt.checkpoint import Progress
 from fitgpt.errors import ConfigError
-from fitgpt.optim import MuonAdamW, build_optimizer, set_lr
-from fitgpt.training import NonFiniteGuard, optimizer_step
+from fitgpt.optim import MuonAdamW, build_optimizer, get_lr, set_lr
+from fitgpt.training import skip_nonfinite
 from model import GPT
 
 
@@ -132,8 +131,8 @@ def test_muon_steps_equal_a_hand_written_reference():
             assert error.abs().max() < 1e-6, name
 
 
-def test_the_fp16_grad_scaler_unscales_both_optimizers_and_skips_an_inf_step(tmp_path):
-    """training.optimizer_step with a GradScaler, as train.py runs fp16 (on CPU at the optimizer
+def test_the_fp16_grad_scaler_unscales_both_optimizers_and_skips_an_inf_step():
+    """train.py's update with a GradScaler, as it runs fp16 (on CPU at the optimizer
     level: fp16 training itself needs a GPU): a scaled step equals an unscaled one, and an Inf
     gradient in one block matrix skips the whole step, Muon's and AdamW's, and lowers the scale."""
     s = tiny_settings(optimizer="muon", tie_embeddings=False)
@@ -143,7 +142,6 @@ def test_the_fp16_grad_scaler_unscales_both_optimizers_and_skips_an_inf_step(tmp
         id(plain): torch.amp.GradScaler("cpu", enabled=False),
         id(scaled): torch.amp.GradScaler("cpu", init_scale=2.0**12),
     }
-    guard = NonFiniteGuard("stop", 3, str(tmp_path), Progress())  # 'stop': only the scaler may skip here
     torch.manual_seed(1)
     x, y = torch.randint(0, 50, (8, 16)), torch.randint(0, 50, (8, 16))
 
@@ -152,7 +150,14 @@ def test_the_fp16_grad_scaler_unscales_both_optimizers_and_skips_an_inf_step(tmp
         scalers[id(model)].scale(loss).backward()
         if poison:
             model.transformer.h[0].mlp.c_fc.weight.grad[0, 0] = math.inf
-        optimizer_step(model, optimizers[id(model)], scalers[id(model)], 1.0, guard, 0, loss.item())
+        optimizer, scaler = optimizers[id(model)], scalers[id(model)]
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()
+        # on_nonfinite='stop': only the scaler may skip here
+        if not skip_nonfinite(s, 0, loss.item(), grad_norm, scaled=scaler.is_enabled(), in_a_row=0):
+            scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
 
     step(plain), step(scaled)
     for (name, a), b in zip(plain.named_parameters(), scaled.parameters()):
@@ -194,7 +199,7 @@ def test_a_muon_run_schedules_every_group_skips_a_nan_and_keeps_both_states(char
     final = train.run(s)
     assert final["skipped"] == 1 and final["best_val_loss"] < math.log(62) - 0.2  # it learned
     state = torch.load(os.path.join(out, "ckpt.pt"), weights_only=True)["optimizer"]
-    last_lr = train.learning_rates(s)(19)
+    last_lr = get_lr(19, s)
     muon_group = state["muon"]["param_groups"][0]
     assert muon_group["lr"] == pytest.approx(last_lr * s.muon_lr / s.learning_rate)
     assert len(state["muon"]["state"]) == 2 * 4  # one momentum buffer per block matrix ...
@@ -214,9 +219,7 @@ def test_resuming_adamw_state_into_muon_is_one_line(char_dataset, tmp_path):
 def test_memory_model_and_plan_differ_by_the_optimizer_state(capsys):
     config = GPTConfig()
     block_matrices = config.n_layer * (4 * 768 * 768 + 2 * 768 * 3072)
-    assert accounting.optimizer_state_bytes(config) - accounting.optimizer_state_bytes(config, "muon") == (
-        4 * block_matrices
-    )
+    assert memory.optimizer_state_bytes(config) - memory.optimizer_state_bytes(config, "muon") == (4 * block_matrices)
     reports = {}
     for optimizer in ("adamw", "muon"):
         code, stdout, stderr = cli(
@@ -225,5 +228,5 @@ def test_memory_model_and_plan_differ_by_the_optimizer_state(capsys):
         assert code == 0, stderr
         reports[optimizer] = json.loads(stdout)["memory"]
     adamw, muon = reports["adamw"], reports["muon"]
-    assert adamw["optimizer"] - muon["optimizer"] == pytest.approx(4 * block_matrices / accounting.GIB, abs=2e-3)
+    assert adamw["optimizer"] - muon["optimizer"] == pytest.approx(4 * block_matrices / formatting.GIB, abs=2e-3)
     assert {k: v for k, v in adamw.items() if k != "optimizer"} == {k: v for k, v in muon.items() if k != "optimizer"}

@@ -22,7 +22,7 @@ from fitgpt.checkpoint import write_checkpoint
 from fitgpt.errors import ConfigError, DataError
 from fitgpt.fsutil import hold_folder
 from fitgpt.loader import TokenLoader
-from fitgpt.metrics import MetricsLog
+from fitgpt.runfiles import MetricsLog
 from fitgpt.shards import HEADER_BYTES, read_meta
 
 SHORT = dict(max_iters=4, eval_interval=4, eval_iters=1)
@@ -104,7 +104,7 @@ def test_resume_replaces_metrics_whole_or_not_at_all(tmp_path):
         [
             sys.executable,
             "-c",
-            f"import builtins, os, signal, sys; sys.path.insert(0, {ROOT!r}); from fitgpt import metrics\n"
+            f"import builtins, os, signal, sys; sys.path.insert(0, {ROOT!r}); from fitgpt import runfiles\n"
             "real_open = builtins.open\n"
             "def open_then_die(path, mode='r', *args, **kwargs):\n"
             "    f = real_open(path, mode, *args, **kwargs)\n"
@@ -112,7 +112,7 @@ def test_resume_replaces_metrics_whole_or_not_at_all(tmp_path):
             "        os.kill(os.getpid(), signal.SIGKILL)\n"
             "    return f\n"
             "builtins.open = open_then_die\n"
-            f"metrics.MetricsLog({str(path)!r}, resume_iter=2)",
+            f"runfiles.MetricsLog({str(path)!r}, resume_iter=2)",
         ],
         timeout=60,
     )

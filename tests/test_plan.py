@@ -19,7 +19,7 @@ import configurator
 import plan
 import train
 from conftest import ROOT, TINY, cli, tiny_settings
-from fitgpt import accounting, planner, scaling
+from fitgpt import flops, formatting, hardware, memory, planner, runtime, scaling, startup
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import ConfigError
 from fitgpt.settings import TrainSettings
@@ -38,23 +38,23 @@ def plan_json(capsys, *argv):
 
 def test_flops_and_scaling_arithmetic():
     c = GPTConfig()  # GPT-2 small at 50304 rows
-    assert accounting.flops_per_token(c) == 6 * (12 * 12 * 768**2 + 50304 * 768) + 12 * 12 * 768 * 1024
+    assert flops.flops_per_token(c) == 6 * (12 * 12 * 768**2 + 50304 * 768) + 12 * 12 * 768 * 1024
     llama = GPTConfig(pos_emb="rope", norm="rmsnorm", mlp="swiglu", bias=False, n_kv_heads=4)
     per_layer = 768 * (12 + 8) * 64 + 768 * 768 + 3 * 768 * 2048  # q + k, v of 4 heads; out; 3 SwiGLU matrices
-    assert accounting.flops_per_token(llama) == 6 * (12 * per_layer + 50304 * 768) + 12 * 12 * 768 * 1024
-    assert planner.learning_rate_for(125e6) == pytest.approx(6e-4) and planner.learning_rate_for(13e9) == pytest.approx(
+    assert flops.flops_per_token(llama) == 6 * (12 * per_layer + 50304 * 768) + 12 * 12 * 768 * 1024
+    assert scaling.learning_rate_for(125e6) == pytest.approx(6e-4) and scaling.learning_rate_for(13e9) == pytest.approx(
         1e-4
     )
-    assert 2e-4 < planner.learning_rate_for(1e9) < 2.5e-4
+    assert 2e-4 < scaling.learning_rate_for(1e9) < 2.5e-4
 
 
 def test_the_laws_constants_and_which_ranks(capsys):
-    law = planner.DEFAULT_LAW
+    law = scaling.DEFAULT_LAW
     assert (law.E, law.A, law.B, law.alpha, law.beta) == (1.8172, 482.01, 2085.43, 0.3478, 0.3658)
     old = scaling.law_named("chinchilla3")
     assert (old.E, old.A, old.B, old.alpha, old.beta) == (1.69, 406.4, 410.7, 0.34, 0.28)
     assert scaling.law_named("hoffmann") is old and scaling.law_named("BESIROGLU") is law
-    assert planner.predicted_loss(1e9, 20e9) == pytest.approx(1.8172 + 482.01 / 1e9**0.3478 + 2085.43 / 20e9**0.3658)
+    assert scaling.predicted_loss(1e9, 20e9) == pytest.approx(1.8172 + 482.01 / 1e9**0.3478 + 2085.43 / 20e9**0.3658)
     # eq. 4 and its inverse: the optimum's tokens give back its parameters
     n, d = law.compute_optimal(1e21)
     assert law.params_for(d) == pytest.approx(n) and 6 * n * d == pytest.approx(1e21)
@@ -80,14 +80,14 @@ def test_compute_optimal_matches_chinchilla_table3(flops, params, tokens, capsys
 
 
 def test_the_shape_family_is_continuous_and_keeps_gpt2s_sizes(capsys):
-    sizes = [accounting.param_count(planner.shape_config(s, "gpt2", 50257)) for s in planner.FAMILY]
+    sizes = [flops.param_count(planner.shape_config(s, "gpt2", 50257)) for s in planner.FAMILY]
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)  # monotone in parameters
     assert sizes[0] < 10e6 and sizes[-1] > 70e9
     assert max(b / a for a, b in zip(sizes, sizes[1:])) <= 1.3
     for n_layer, n_embd, n_head in planner.FAMILY:
         assert n_embd % n_head == 0 and n_embd // n_head in (32, 64, 128)
         assert abs(n_embd / n_layer - 64) <= 32  # width from depth at a fixed aspect ratio
-    llama = [accounting.param_count(planner.shape_config(s, "llama", 50257)) for s in planner.FAMILY]
+    llama = [flops.param_count(planner.shape_config(s, "llama", 50257)) for s in planner.FAMILY]
     assert llama == sorted(llama)
     table = run_plan(capsys, "--flops", "1e20")
     for name in ("GPT-2 small", "GPT-2 medium", "GPT-2 large", "GPT-2 XL"):
@@ -132,8 +132,8 @@ def test_every_recommendation_fits_keeps_its_budget_and_its_batch(capsys):
             step = c["batch_size"] * c["gradient_accumulation_steps"] * 1024
             assert step == c["tokens_per_step"] and c["gradient_accumulation_steps"] % gpus == 0
             assert c["batch_size"] * gpus * 1024 <= c["tokens_per_step"]  # never a micro-batch above the step
-            if c["fits"] and c["total_tokens"] >= 100 * planner.tokens_per_step_for(c["params"]):
-                assert 0.9 <= step / planner.tokens_per_step_for(c["params"]) <= 1.1, (argv, c["params"])
+            if c["fits"] and c["total_tokens"] >= 100 * scaling.tokens_per_step_for(c["params"]):
+                assert 0.9 <= step / scaling.tokens_per_step_for(c["params"]) <= 1.1, (argv, c["params"])
 
 
 def test_the_batch_is_the_step_by_model_size_capped_by_memory():
@@ -143,44 +143,44 @@ def test_the_batch_is_the_step_by_model_size_capped_by_memory():
     assert planner.batch_layout(2048, 1, 1) == (1, 2048)
     micro, accumulation = planner.batch_layout(512, 4096, 3)  # 3 GPUs: within 10 % of the step
     assert abs(micro * accumulation / 512 - 1) <= 0.1 and accumulation % 3 == 0
-    assert planner.tokens_per_step_for(124e6) == 2**19 and planner.tokens_per_step_for(13e9) == 2**21
+    assert scaling.tokens_per_step_for(124e6) == 2**19 and scaling.tokens_per_step_for(13e9) == 2**21
 
 
 def test_repeated_data_decays_on_both_sides():
     u = 10e9
-    assert planner.effective_tokens(5e9, u) == 5e9  # under one epoch every token is new
-    four = planner.effective_tokens(40e9, u)  # 4 epochs are worth about 3.7
+    assert scaling.effective_tokens(5e9, u) == 5e9  # under one epoch every token is new
+    four = scaling.effective_tokens(40e9, u)  # 4 epochs are worth about 3.7
     assert four == pytest.approx(u * (1 + 15.4 * (1 - math.exp(-3 / 15.4))))
     # counted up to one decay constant: 16.4 epochs and beyond are worth the same
-    assert planner.effective_tokens(1e15, u) == planner.effective_tokens(16.4 * u, u) < 10.8 * u
-    law = planner.DEFAULT_LAW
+    assert scaling.effective_tokens(1e15, u) == scaling.effective_tokens(16.4 * u, u) < 10.8 * u
+    law = scaling.DEFAULT_LAW
     u_n = law.params_for(u)  # the model compute-optimal for the unique data
-    assert planner.effective_params(0.5 * u_n, u) == 0.5 * u_n
-    assert planner.effective_params(3 * u_n, u) == pytest.approx(u_n * (1 + 5.3 * (1 - math.exp(-2 / 5.3))))
-    assert planner.effective_params(100 * u_n, u) == planner.effective_params(6.3 * u_n, u)
+    assert scaling.effective_params(0.5 * u_n, u) == 0.5 * u_n
+    assert scaling.effective_params(3 * u_n, u) == pytest.approx(u_n * (1 + 5.3 * (1 - math.exp(-2 / 5.3))))
+    assert scaling.effective_params(100 * u_n, u) == scaling.effective_params(6.3 * u_n, u)
     for n in (1e8, u_n, 4 * u_n, 1e11):  # never better than the same run on fresh data
         for d in (1e9, u, 5 * u, 100 * u):
-            assert planner.predicted_loss(n, d, u) >= planner.predicted_loss(n, d) - 1e-12
+            assert scaling.predicted_loss(n, d, u) >= scaling.predicted_loss(n, d) - 1e-12
 
 
 def test_past_what_the_data_supports_compute_goes_to_epochs_then_stops(capsys):
     runs = [plan_json(capsys, "--flops", f"{c:g}", "--tokens", "1e9") for c in (2e17, 2e18, 2e19, 1e20, 1e21, 1e22)]
     sizes = [r["params"] for r in runs]
     assert sizes == sorted(sizes) and sizes[-1] == sizes[-2] == sizes[-3]  # the size stops growing
-    assert sizes[-1] < 10 * planner.DEFAULT_LAW.params_for(1e9)
+    assert sizes[-1] < 10 * scaling.DEFAULT_LAW.params_for(1e9)
     epochs = [r["epochs"] for r in runs]
-    assert epochs == sorted(epochs) and epochs[-1] <= 1 + planner.REPEAT_DECAY
+    assert epochs == sorted(epochs) and epochs[-1] <= 1 + scaling.REPEAT_DECAY
     last = runs[-1]
     assert last["binding"] == "data" and last["train_flops"] < 0.01 * 1e22
     assert "the data binds" in last["recommendation"] and "more data would beat more epochs" in last["recommendation"]
-    fresh = planner.predicted_loss(last["params"], last["total_tokens"])
+    fresh = scaling.predicted_loss(last["params"], last["total_tokens"])
     assert last["predicted_loss"] > fresh + 0.1  # repeats are worth less than fresh data
 
 
 def test_without_a_budget_the_model_is_compute_optimal_for_the_data(capsys):
     out = plan_json(capsys, "--gpu", "rtx4090", "--tokens", "10e9")
     assert out["epochs"] == pytest.approx(1.0, abs=0.05)  # all of the data, once
-    assert abs(out["params"] / planner.DEFAULT_LAW.params_for(10e9) - 1) < 0.25
+    assert abs(out["params"] / scaling.DEFAULT_LAW.params_for(10e9) - 1) < 0.25
     assert out["recommendation"].startswith("compute-optimal for your 10B tokens")
     assert "with 4x the compute" in out["recommendation"]  # what more epochs would buy
     assert all(c["train_flops"] <= out["budget"]["flops"] for c in out["candidates"])
@@ -213,30 +213,36 @@ def test_mfu_per_gpu_measured_or_assumed(capsys, monkeypatch):
     rate = (
         0.16
         * 1307.4e12
-        / accounting.flops_per_token(
-            planner.shape_config((out["n_layer"], out["n_embd"], out["n_head"]), "gpt2", 50257)
-        )
+        / flops.flops_per_token(planner.shape_config((out["n_layer"], out["n_embd"], out["n_head"]), "gpt2", 50257))
     )
     assert out["tokens_per_s"] == pytest.approx(rate, rel=1e-3)
     assert "assumed" in run_plan(capsys, "config/fineweb_3b_mi300x.py", "--gpu", "mi300x")
     overridden = plan_json(capsys, "--gpu", "mi300x", "--hours", "72", "--mfu", "0.35")
     assert overridden["mfu"] == 0.35 and overridden["mfu_source"] == "set with --mfu"
-    for gpu in accounting.GPUS:  # every entry says where its figure comes from
+    for gpu in hardware.GPUS:  # every entry says where its figure comes from
         mfu, source = gpu.mfu
         assert 0 < mfu <= 0.5 and source.startswith("measured" if gpu.key == "h100" else "assumed")
     # one hook: a calibration replacing mfu_for changes plan.py and train.py's start-up alike
-    monkeypatch.setattr(planner, "mfu_for", lambda device, params, override=None: (0.5, "measured: calibration"))
+    monkeypatch.setattr(hardware, "mfu_for", lambda device, params, override=None: (0.5, "measured: calibration"))
     assert plan_json(capsys, "--gpu", "rtx4090", "--hours", "10")["mfu"] == 0.5
-    lines, _ = planner.startup_summary(GPTConfig(), TrainSettings(), 1, "bf16", 165.2e12, None, "NVIDIA RTX 4090")
+    lines, _ = startup.startup_summary(
+        GPTConfig(),
+        TrainSettings(),
+        dtype="bf16",
+        world_size=1,
+        peak_flops=165.2e12,
+        free_bytes=None,
+        device_name="NVIDIA RTX 4090",
+    )
     assert "at 50% MFU (measured)" in lines[0]
 
 
 def test_units_vram_in_decimal_gb_and_every_output_says_which(capsys):
-    device = planner.device_for(None, 16, 100)
+    device = hardware.device_for(None, 16, 100)
     assert device.memory_gib == pytest.approx(16e9 / 2**30)  # 14.9 GiB, not 16
     out = plan_json(capsys, "--vram-gb", "16", "--peak-tflops", "100", "--tokens", "1e9")
-    assert out["usable_memory_gib"] == pytest.approx(accounting.usable_memory(16e9 / 2**30) / 2**30, abs=0.01)
-    assert planner.device_for("rtx4090", 16).memory_gib == pytest.approx(14.9, abs=0.01)
+    assert out["usable_memory_gib"] == pytest.approx(memory.usable_memory(16e9 / 2**30) / 2**30, abs=0.01)
+    assert hardware.device_for("rtx4090", 16).memory_gib == pytest.approx(14.9, abs=0.01)
     search = run_plan(capsys, "--vram-gb", "16", "--peak-tflops", "100", "--tokens", "1e9")
     assert "a 16 GB (14.9 GiB) GPU" in search and "GiB usable" in search and "GiB rsvd" in search
     evaluate = run_plan(capsys, "--gpu", "rtx4080", "--batch_size=4")
@@ -382,14 +388,14 @@ def test_config_parameter_counts_and_headers(path, capsys, tmp_path):
     vocab = settings.vocab_size or (32000 if "tinystories" in path else 65 if "shakespeare" in path else 50257)
     config = GPTConfig.from_settings(settings, vocab_size=vocab)
     with torch.device("meta"):
-        assert sum(p.numel() for p in GPT(config).parameters()) == accounting.param_count(config)
+        assert sum(p.numel() for p in GPT(config).parameters()) == flops.param_count(config)
     text = open(path, encoding="utf-8").read()
     header = HEADER.search(text)
     if "fineweb" in path or "gpt2" in path:  # every config users asked for states its plan
         assert header, f"{path} has no plan header"
     if not header:
         return
-    assert int(header.group(1).replace(",", "")) == accounting.param_count(config)
+    assert int(header.group(1).replace(",", "")) == flops.param_count(config)
     out = plan_json(capsys, path, *header.group(4).split())
     assert out["fits"] and abs(out["peak_memory_gib"] - float(header.group(2))) < 0.05
     time = TIME.search(text)
@@ -437,7 +443,9 @@ def test_sizing_doc_answers_the_users_questions():
 def test_startup_refuses_a_run_that_cannot_fit(char_dataset, tmp_path, monkeypatch):
     config = GPTConfig(n_layer=48, n_embd=2560, n_head=32, bias=False)
     settings = TrainSettings(batch_size=32, gradient_accumulation_steps=64)
-    lines, refusal = planner.startup_summary(config, settings, 1, "bf16", 989e12, 79 * 2**30)
+    lines, refusal = startup.startup_summary(
+        config, settings, dtype="bf16", world_size=1, peak_flops=989e12, free_bytes=79 * 2**30
+    )
     assert "predicted GPU peak 218.10 GiB allocated, 227.92 GiB reserved (79.0 GiB free)" in lines[0]
     assert refusal == (
         "predicted peak memory 227.9 GiB reserved (218.1 GiB allocated) exceeds the 79.0 GiB free on the device at "
@@ -445,17 +453,29 @@ def test_startup_refuses_a_run_that_cannot_fit(char_dataset, tmp_path, monkeypat
         "tokens per step), or activation_checkpointing=1; or memory_check='warn' to start it anyway"
     )
     warn = dataclasses.replace(settings, memory_check="warn")
-    lines, refusal = planner.startup_summary(config, warn, 1, "bf16", 989e12, 79 * 2**30)
+    lines, refusal = startup.startup_summary(
+        config, warn, dtype="bf16", world_size=1, peak_flops=989e12, free_bytes=79 * 2**30
+    )
     assert refusal is None and lines[1].startswith("WARNING: predicted peak memory 227.9 GiB reserved")
     assert lines[1].endswith("starting anyway (memory_check='warn')")
     off = dataclasses.replace(settings, memory_check="off")
-    assert planner.startup_summary(config, off, 1, "bf16", 989e12, 79 * 2**30) == (lines[:1], None)
+    assert startup.startup_summary(
+        config, off, dtype="bf16", world_size=1, peak_flops=989e12, free_bytes=79 * 2**30
+    ) == (lines[:1], None)
     # decided on the reserved peak: free memory between the allocated and reserved predictions is refused
-    estimate = accounting.run_memory(config, settings, "bf16", 1)
+    estimate = memory.run_memory(config, settings, "bf16", 1)
     between = (estimate.total + estimate.reserved) / 2
-    assert planner.startup_summary(config, settings, 1, "bf16", 989e12, between)[1] is not None
-    assert planner.startup_summary(config, settings, 1, "bf16", 989e12, estimate.reserved)[1] is None
-    monkeypatch.setattr(train, "free_memory", lambda device: 2e6)  # a device with 2 MB free
+    assert (
+        startup.startup_summary(config, settings, dtype="bf16", world_size=1, peak_flops=989e12, free_bytes=between)[1]
+        is not None
+    )
+    assert (
+        startup.startup_summary(
+            config, settings, dtype="bf16", world_size=1, peak_flops=989e12, free_bytes=estimate.reserved
+        )[1]
+        is None
+    )
+    monkeypatch.setattr(runtime, "free_memory", lambda device: 2e6)  # a device with 2 MB free
     with pytest.raises(
         ConfigError,
         match="exceeds the 0.0 GiB free on the device at batch_size=8; the model does "
@@ -471,11 +491,11 @@ def test_train_bench_and_plan_predict_the_same_bytes(capsys):
     shape = dict(n_layer=24, n_embd=1024, n_head=16, batch_size=8, gradient_accumulation_steps=4, loss_chunks=4)
     settings = TrainSettings(**shape)
     config = GPTConfig.from_settings(settings, vocab_size=50257)
-    expected = accounting.run_memory(config, settings, "bf16", 1)  # the one function all three ask
+    expected = memory.run_memory(config, settings, "bf16", 1)  # the one function all three ask
     predicted = bench.predicted_memory(BenchSettings(**shape), config, "bf16", 1)
-    assert predicted["predicted_peak_memory_gib"] * accounting.GIB == expected.total
-    assert predicted["predicted_peak_reserved_gib"] * accounting.GIB == expected.reserved
-    line = planner.startup_summary(config, settings, 1, "bf16", None, None)[0][0]
+    assert predicted["predicted_peak_memory_gib"] * formatting.GIB == expected.total
+    assert predicted["predicted_peak_reserved_gib"] * formatting.GIB == expected.reserved
+    line = startup.startup_summary(config, settings, dtype="bf16", world_size=1, peak_flops=None, free_bytes=None)[0][0]
     assert f"predicted GPU peak {expected.total / 2**30:.2f} GiB allocated, {expected.reserved / 2**30:.2f}" in line
     out = plan_json(capsys, *(f"--{k}={v}" for k, v in shape.items()), "--gpu", "h100")  # no calibration file
     assert out["peak_memory_gib"] == round(expected.total / 2**30, 2)

@@ -14,8 +14,9 @@ import plot
 from conftest import ROOT, cli
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import DataError
-from fitgpt.metrics import read_records, run_config, write_run_config
-from fitgpt.runs import Run, alarm_summary, human_count, moving_average, short_float
+from fitgpt.formatting import human_count, short_float
+from fitgpt.runfiles import dataset_facts, read_records, run_config, write_run_config
+from fitgpt.runs import Run, alarm_summary, moving_average
 from fitgpt.settings import TrainSettings
 
 TRAIN_TOKENS = 20_000
@@ -38,7 +39,8 @@ def synthetic_run(folder, n_embd=32, lr=1e-3, iters=60, eval_interval=20, partia
         eval_interval=eval_interval or 1000,
     )
     model = GPTConfig.from_settings(s, vocab_size=65, vocab_multiple=1)
-    config = run_config(s, model, "/data/chars", {"vocab_size": 65}, (TRAIN_TOKENS, 2000), "cpu", "fp32", 1, {})
+    dataset = dataset_facts("/data/chars", {"vocab_size": 65}, (TRAIN_TOKENS, 2000), None)
+    config = run_config(s, model, dataset=dataset, device="cpu", dtype="fp32", world_size=1, versions={})
     os.makedirs(folder)
     write_run_config(str(folder), config)
 

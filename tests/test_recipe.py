@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import configurator
-from fitgpt import accounting
+from fitgpt import flops
 from fitgpt.architecture import GPTConfig
 from fitgpt.errors import ConfigError
 from fitgpt.hf import hf_architecture
@@ -61,7 +61,7 @@ def test_fast_configs_keep_their_baselines_parameter_budget(fast, baseline, voca
     counts = {}
     for name in (fast, baseline):
         s = TrainSettings(**configurator.parse_args([f"config/{name}.py"], TrainSettings))
-        counts[name] = accounting.param_count(GPTConfig.from_settings(s, vocab_size=vocab))
+        counts[name] = flops.param_count(GPTConfig.from_settings(s, vocab_size=vocab))
     assert abs(counts[fast] - counts[baseline]) < 0.01 * counts[baseline]
 
 

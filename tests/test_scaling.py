@@ -8,7 +8,7 @@ import pytest
 
 import plan
 from conftest import cli
-from fitgpt import planner, scaling
+from fitgpt import scaling
 from fitgpt.errors import ConfigError
 
 TRUE = dict(E=1.5, A=300.0, B=400.0, alpha=0.35, beta=0.3)
@@ -92,7 +92,7 @@ def test_plan_fits_runs_and_plans_with_the_fit(tmp_path, capsys):
     published = json.loads(cli(plan.main, argv, capsys)[1])
     n, d = fitted["params"], fitted["total_tokens"]
     assert fitted["predicted_loss"] == pytest.approx(fit.loss(n, d), abs=1e-3)
-    assert published["predicted_loss"] == pytest.approx(planner.predicted_loss(n, d), abs=1e-3)
+    assert published["predicted_loss"] == pytest.approx(scaling.predicted_loss(n, d), abs=1e-3)
     # --law FILE: the search ranks by the fitted law, and says so
     code, stdout, stderr = cli(plan.main, ["--law", out, "--flops", "1e17", "--json"], capsys)
     searched = json.loads(stdout)

@@ -12,7 +12,7 @@ from conftest import TINY_MODEL, tiny_settings
 from fitgpt import distributed
 from fitgpt.distributed import Distributed
 from fitgpt.errors import SetupError
-from fitgpt.metrics import read_records
+from fitgpt.runfiles import read_records
 from fitgpt.runtime import convert_to_float8, float8_refusal
 from model import GPT
 
@@ -64,5 +64,10 @@ def test_compile_mode_reaches_torch_compile(monkeypatch, mode, passed):
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, mode=None: seen.append(mode) or model)
     model = torch.nn.Linear(4, 4)
-    assert distributed.wrap(model, Distributed(), "cpu", True, "fp32", nullcontext(), mode)[0] is model
+    assert (
+        distributed.wrap(
+            model, Distributed(), "cpu", compile=True, dtype="fp32", autocast=nullcontext(), compile_mode=mode
+        )[0]
+        is model
+    )
     assert seen == [passed]

@@ -10,9 +10,10 @@ import torch
 import sample
 import train
 from conftest import as_args, cli, run_script, tiny_settings
-from fitgpt import distributed
+from fitgpt import distributed, runtime
 from fitgpt.errors import ConfigError
-from fitgpt.training import get_lr
+from fitgpt.optim import get_lr
+from fitgpt.settings import TrainSettings
 
 LR = dict(learning_rate=1e-3, warmup_iters=10, lr_decay_iters=110, min_lr=1e-4)
 
@@ -30,11 +31,11 @@ LR = dict(learning_rate=1e-3, warmup_iters=10, lr_decay_iters=110, min_lr=1e-4)
     ],
 )
 def test_lr_schedule(it, expected):
-    assert get_lr(it, **LR) == pytest.approx(expected, rel=1e-12)
+    assert get_lr(it, TrainSettings(**LR)) == pytest.approx(expected, rel=1e-12)
 
 
 def test_lr_constant_without_decay():
-    assert get_lr(50, decay_lr=False, **LR) == 1e-3
+    assert get_lr(50, TrainSettings(decay_lr=False, **LR)) == 1e-3
 
 
 @pytest.mark.parametrize(
@@ -51,18 +52,16 @@ def test_lr_constant_without_decay():
     ],
 )
 def test_linear_and_wsd_schedules(schedule, it, expected):
-    assert get_lr(it, schedule=schedule, **LR) == pytest.approx(expected, rel=1e-12)
+    assert get_lr(it, TrainSettings(lr_schedule=schedule, **LR)) == pytest.approx(expected, rel=1e-12)
 
 
 def test_wsd_budgets_share_their_learning_rates_until_the_shorter_one_decays():
     """Why a stable-phase checkpoint of a long wsd run can be branched into a shorter budget."""
-    long_run = {**LR, "lr_decay_iters": 1000}
-    short_run = {**LR, "lr_decay_iters": 400}
+    long_run = TrainSettings(**{**LR, "lr_decay_iters": 1000}, lr_schedule="wsd")
+    short_run = TrainSettings(**{**LR, "lr_decay_iters": 400}, lr_schedule="wsd")
     decay_start = 400 - round(0.2 * 400)
-    assert all(
-        get_lr(it, schedule="wsd", **long_run) == get_lr(it, schedule="wsd", **short_run) for it in range(decay_start)
-    )
-    assert get_lr(decay_start + 1, schedule="wsd", **short_run) < get_lr(decay_start + 1, schedule="wsd", **long_run)
+    assert all(get_lr(it, long_run) == get_lr(it, short_run) for it in range(decay_start))
+    assert get_lr(decay_start + 1, short_run) < get_lr(decay_start + 1, long_run)
 
 
 def read_metrics(out_dir):
@@ -228,7 +227,7 @@ def test_the_run_checks_its_plan_once(char_dataset, tmp_path, capsys, monkeypatc
         check["predicted_allocated_gib"]
     ]
     # on a GPU: the measured peaks beside the predicted ones, and a warning when they are 10 % apart
-    monkeypatch.setattr(train, "peak_memory", lambda device: (0.5 * 2**30, 0.6 * 2**30))
+    monkeypatch.setattr(runtime, "peak_memory", lambda device: (0.5 * 2**30, 0.6 * 2**30))
     train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "gpu")))
     stdout = capsys.readouterr().out
     assert "peak allocated 0.50 GiB measured, " in stdout and "peak reserved 0.60 GiB measured, " in stdout
@@ -236,7 +235,7 @@ def test_the_run_checks_its_plan_once(char_dataset, tmp_path, capsys, monkeypatc
 
 
 def test_memory_check_warn_starts_a_run_refuse_would_not(char_dataset, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train, "free_memory", lambda device: 2e6)  # 2 MB free: nothing fits
+    monkeypatch.setattr(runtime, "free_memory", lambda device: 2e6)  # 2 MB free: nothing fits
     with pytest.raises(ConfigError, match="or memory_check='warn' to start it anyway"):
         train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "refused")))
     final = train.run(tiny_settings(data_dir=char_dataset, out_dir=str(tmp_path / "warned"), memory_check="warn"))
@@ -246,8 +245,6 @@ def test_memory_check_warn_starts_a_run_refuse_would_not(char_dataset, tmp_path,
 
 
 def test_the_device_line_names_the_platform_and_the_attention_kernel(monkeypatch):
-    from fitgpt import runtime
-
     assert runtime.device_line("cpu", "fp32", 64) == "device cpu, fp32"
     assert runtime.attention_backend("cpu", "fp32", 64) in ("flash_attention", "math", "efficient_attention")
     monkeypatch.setattr(runtime, "device_name", lambda device: "AMD Instinct MI300X")

@@ -90,17 +90,12 @@ def set_lr(optimizer: torch.optim.Optimizer | MuonAdamW, lr: float) -> None:
         group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
-def build_optimizer(
-    model: torch.nn.Module, s: TrainSettings, device: str, sharded: bool = False
-) -> torch.optim.AdamW | MuonAdamW:
-    """The optimizer s.optimizer names, over the model's (possibly FSDP-sharded) parameters."""
+def build_optimizer(model: torch.nn.Module, s: TrainSettings, device: str) -> torch.optim.AdamW | MuonAdamW:
+    """The optimizer s.optimizer names, over the model's (possibly FSDP-sharded) parameters; the
+    settings refuse Muon with FSDP."""
     betas = (s.beta1, s.beta2)
     if s.optimizer == "adamw":
         return make_optimizer(model, s.weight_decay, s.learning_rate, betas, device)
-    if sharded:  # Newton-Schulz needs each whole matrix; FSDP2 holds a shard of it per rank
-        raise ConfigError(
-            "optimizer='muon' does not run on FSDP-sharded weights; set parallelism='ddp' or optimizer='adamw'"
-        )
     muon_groups, adamw_groups = muon_param_groups(model, s)
     muon = torch.optim.Muon(muon_groups, lr=s.muon_lr)
     fused = device.startswith("cuda")  # the fused CUDA kernel avoids one launch per parameter

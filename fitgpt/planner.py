@@ -19,7 +19,7 @@ from fitgpt.runs import human_count
 from fitgpt.scaling import BESIROGLU, Law
 
 DEFAULT_LAW = BESIROGLU
-# a GPU plan.py's table does not list (--vram-gb and --peak-tflops): the H100's measured figure
+# a GPU plan.py's table does not list (--vram_gb and --peak_tflops): the H100's measured figure
 UNKNOWN_GPU_MFU = (0.40, "assumed: fitgpt's measured H100 figure; not measured on this GPU")
 # Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (eq. 5 and their fit): a
 # repeated token is worth less than a fresh one, decaying with the repeats R_D = D / U_D - 1 with
@@ -74,8 +74,8 @@ class Device:
 def device_for(
     gpu: str | None, vram_gb: float | None = None, peak_tflops: float | None = None, calibration: str | None = None
 ) -> Device:
-    """A GPU of the table (plan.py --gpu), or one described by --vram-gb (decimal GB, as datasheets
-    print it) and --peak-tflops; with the calibration file given, or else the one saved for that
+    """A GPU of the table (plan.py --gpu), or one described by --vram_gb (decimal GB, as datasheets
+    print it) and --peak_tflops; with the calibration file given, or else the one saved for that
     GPU in calibration/ (bench.py --calibrate)."""
     device = table_device(gpu, vram_gb, peak_tflops)
     measured = load_calibration(calibration) if calibration else for_gpu(gpu.lower() if gpu else None)
@@ -88,12 +88,12 @@ def table_device(gpu: str | None, vram_gb: float | None, peak_tflops: float | No
         entry = accounting.gpu_by_key(gpu)
         if entry is None:
             names = ", ".join(g.key for g in accounting.GPUS)
-            raise ConfigError(f"unknown --gpu {gpu!r}; use one of {names}, or --vram-gb and --peak-tflops")
+            raise ConfigError(f"unknown --gpu {gpu!r}; use one of {names}, or --vram_gb and --peak_tflops")
         peak = (peak_tflops or entry.tflops["bf16"]) * 1e12
         name = entry.name + (f" with {vram_gb:g} GB ({memory:.1f} GiB)" if memory else "")
         return Device(name, memory or entry.memory_gib, peak, entry.mfu)
     if not (vram_gb and peak_tflops):
-        raise ConfigError("name a GPU with --gpu (e.g. h100, mi300x, rtx4090) or give --vram-gb and --peak-tflops")
+        raise ConfigError("name a GPU with --gpu (e.g. h100, mi300x, rtx4090) or give --vram_gb and --peak_tflops")
     return Device(f"a {vram_gb:g} GB ({memory:.1f} GiB) GPU at {peak_tflops:g} TFLOP/s", memory, peak_tflops * 1e12)
 
 
@@ -232,7 +232,7 @@ class RunPlan:
     memory: dict = field(default_factory=dict)
     parallelism: str = "ddp"
     binding: str = ""
-    usd: float | None = None  # hours x GPUs x the price given (plan.py --usd-per-gpu-hour)
+    usd: float | None = None  # hours x GPUs x the price given (plan.py --usd_per_gpu_hour)
     name: str = ""  # GPT-2's name for the shape, where it has one
 
     def to_dict(self) -> dict:

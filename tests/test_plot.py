@@ -105,7 +105,7 @@ def test_chart_of_several_runs_against_tokens(tmp_path, capsys):
     "options, suffix, magic",
     [
         (["--x", "iters", "--smooth", "3"], ".png", b"\x89PNG"),
-        (["--x", "flops", "--log-x"], ".svg", b"<?xml"),
+        (["--x", "flops", "--log_x"], ".svg", b"<?xml"),
         (["--x", "time"], ".pdf", b"%PDF"),
     ],
 )
@@ -196,7 +196,7 @@ def test_plot_reads_files_only_without_torch(tmp_path):
 
 def test_help(capsys):
     code, stdout, _ = cli(plot.main, ["--help"], capsys)
-    assert code == 0 and "--x {tokens,iters,flops,time}" in stdout and "--log-x" in stdout and "--smooth N" in stdout
+    assert code == 0 and "--x {tokens,iters,flops,time}" in stdout and "--log_x" in stdout and "--smooth N" in stdout
 
 
 def test_hellaswag_scores_get_their_own_panel(tmp_path, capsys, monkeypatch):

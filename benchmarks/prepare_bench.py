@@ -31,6 +31,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 sys.path.insert(0, ROOT)
+import configurator
+from fitgpt.errors import exit_on_error
+
 if "TIKTOKEN_CACHE_DIR" not in os.environ and os.path.isdir(os.path.join(SHARED, "tiktoken_cache")):
     os.environ["TIKTOKEN_CACHE_DIR"] = os.path.join(SHARED, "tiktoken_cache")
 
@@ -145,8 +148,8 @@ def run_child(out_dir, files, num_proc):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str]) -> None:
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--mchars", type=float, default=48, help="corpus size, millions of characters")
     parser.add_argument("--num_proc", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the best round's")
@@ -157,7 +160,7 @@ def main():
         help="also time prepare on the corpus this many times over (same documents, 0 or 1: not)",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # out_dir files...
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         return child(args.child[0], args.child[1:], args.num_proc)
     with open(os.path.join(SHARED, "data", "tinyshakespeare.txt"), encoding="utf-8") as f:
@@ -215,4 +218,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

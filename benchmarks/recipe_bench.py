@@ -21,7 +21,6 @@ see docs/benchmarks.md. With GPT-2's vocabulary the head is tied in (b), (B) and
 untied one would double the parameters.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -31,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
+import configurator
+from fitgpt.errors import exit_on_error
 from fitgpt.metrics import read_records
 
 SEEDS = (1, 2, 3)
@@ -45,7 +46,7 @@ CANDIDATES = {
 
 
 def arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--out", required=True, help="folder for the runs (reused: finished runs are not rerun)")
     parser.add_argument("--dataset", default="shakespeare_char")
     parser.add_argument("--iters", type=int, default=2000, help="max_iters (and lr_decay_iters) of every run")
@@ -248,4 +249,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -288,9 +288,12 @@ class ArgumentParser(argparse.ArgumentParser):
     data/*/prepare.py): flags spelled with underscores, never abbreviated, and bad input one line
     (a ConfigError: exit 2 through exit_on_error) instead of argparse's usage text."""
 
+    CONVENTION = "Flags are spelled with underscores, as settings are: --key=value or --key value."
+
     def __init__(self, description: str | None = None, **kwargs):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        super().__init__(description=description, allow_abbrev=False, **kwargs)
+        usage = "\n\n".join(text.strip() for text in (description or "", self.CONVENTION) if text)
+        super().__init__(description=usage, allow_abbrev=False, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extras = super().parse_known_args(args, namespace)

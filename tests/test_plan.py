@@ -281,6 +281,8 @@ def test_other_bad_input(capsys):
         (["config/train_fineweb.py", "--flops", "1e20"], "--flops and --hours choose a model"),
         (["--flops", "1e20", "--tokens", "1e9", "--write", "x.py"], "--write needs --gpu"),
         (["--gpu", "h100", "--bogus_setting=3"], "unknown setting 'bogus_setting'"),
+        (["--vram-gb", "16", "--peak_tflops", "100"], "unrecognized argument --vram-gb; did you mean --vram_gb?"),
+        (["--gpu", "h100", "--batch-size=8"], "unknown setting 'batch-size'; did you mean batch_size?"),
         (["--flops", "1e10"], "not one step of 1,024 tokens of the smallest model fits in this budget"),
         (["--tokens", "100"], "give more --flops, --hours or --tokens"),
     ]:

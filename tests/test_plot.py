@@ -146,6 +146,7 @@ def test_a_run_with_nothing_logged_yet_still_draws(tmp_path, capsys):
         (["{missing}"], "{missing}: no metrics.jsonl there; pass run folders that train.py wrote (its out_dir)"),
         (["{run}", "--out", "loss.jpg"], "--out loss.jpg: name a .png, .svg, .pdf file"),
         (["{run}", "--smooth", "0"], "--smooth 0: give the number of logged steps to average, 1 or more"),
+        (["{run}", "--log-x"], "unrecognized argument --log-x; did you mean --log_x?"),
         (["{broken}"], "{broken}/config.json: not valid JSON (Expecting property name enclosed in double quotes"),
     ],
 )

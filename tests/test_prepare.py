@@ -478,3 +478,11 @@ def test_a_bad_json_line_is_named_by_file_and_line(tmp_path, gpt2_encoding, line
     with pytest.raises(FitGPTError) as e:
         load_script("text").main(["--input", str(path), "--out_dir", str(tmp_path / "out"), "--num_proc", "2"])
     assert str(e.value).startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize("dataset", ["fineweb", "text", "tinystories", "shakespeare_char"])
+def test_a_flag_typed_with_hyphens_is_one_line_naming_the_right_one(dataset, tmp_path, capsys):
+    flag, spelled = ("--out-dir", "--out_dir") if dataset == "shakespeare_char" else ("--num-proc", "--num_proc")
+    code, stdout, stderr = cli(load_script(dataset).main, ["--input", "x.txt", flag, "2"], capsys)
+    assert code == 2 and not stdout
+    assert stderr == f"error: unrecognized argument {flag}; did you mean {spelled}?\n"

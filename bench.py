@@ -5,7 +5,7 @@ peak memory, from the same model, optimizer and micro-step code as train.py.
     python bench.py config/tinystories_15m.py --batch_size=32 --compile=True
     python bench.py config/shakespeare_char.py --real_data   # batches from the config's dataset
     python bench.py --matmul                   # also the GPU's dense matmul TFLOP/s: the practical ceiling
-    python bench.py --find-batch-size          # the largest micro-batch that trains, then its speed
+    python bench.py --find_batch_size          # the largest micro-batch that trains, then its speed
     python bench.py --profile                  # a torch.profiler trace, and the step's time by kernel group
     python bench.py --json [--compare=earlier.json]
     torchrun --standalone --nproc_per_node=1 bench.py --parallelism=fsdp   # the step under DDP or FSDP2
@@ -84,7 +84,7 @@ class Bench:
         self.compiled, self.ctx = distributed.wrap(
             self.model, dist, device, compile=c.compile, dtype=dtype, autocast=ctx, compile_mode=c.compile_mode
         )
-        self.optimizer = build_optimizer(self.model, c, device, dist.sharded)
+        self.optimizer = build_optimizer(self.model, c, device)
         self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
         self.micro_steps = distributed.micro_steps_per_rank(c.gradient_accumulation_steps, dist.world_size)
 
@@ -173,7 +173,7 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
     """The largest micro-batch that trains, from the memory model's prediction, measured."""
     if not bench.device.startswith("cuda"):
         raise ConfigError(
-            "--find-batch-size needs a CUDA or ROCm GPU (a CPU does not report running out of "
+            "--find_batch_size needs a CUDA or ROCm GPU (a CPU does not report running out of "
             "memory); python plan.py predicts it without one"
         )
     capacity = torch.cuda.get_device_properties(bench.device).total_memory
@@ -378,7 +378,6 @@ def compare(results: dict, path: str) -> dict:
 
 
 def main(argv: list[str]) -> dict:
-    argv = [a.replace("--find-batch-size", "--find_batch_size") for a in argv]  # the spelling users type
     c, given = configurator.parse(argv, BenchSettings, __doc__.strip())
     if c.suite or c.calibrate:
         return suite.run_suite(c, given)

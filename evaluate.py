@@ -10,6 +10,7 @@ For lm-evaluation-harness on an exported model, see docs/evaluation.md.
 """
 
 # -----------------------------------------------------------------------------
+# the settings' defaults, written only here (fitgpt/settings.py reads these lines); --key=value overrides them
 out_dir = "out"  # folder holding ckpt.pt; the result is added to its metrics.jsonl
 init_from = ""  # empty: out_dir's checkpoint; or 'gpt2' ... 'gpt2-xl' or a local Hugging Face folder
 task = "hellaswag"
@@ -66,7 +67,7 @@ def run(s: EvaluateSettings) -> dict:
 
 
 def main(argv: list[str]) -> dict:
-    settings, _ = configurator.parse(argv, EvaluateSettings, __doc__.strip(), defaults=globals())
+    settings, _ = configurator.parse(argv, EvaluateSettings, __doc__.strip())
     return run(settings)
 
 

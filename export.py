@@ -14,6 +14,7 @@ biases or qk_norm, trained on a SentencePiece vocabulary):
 """
 
 # -----------------------------------------------------------------------------
+# the settings' defaults, written only here (fitgpt/settings.py reads these lines); --key=value overrides them
 out_dir = "out"  # folder holding ckpt.pt
 hf_dir = ""  # where to write the Hugging Face folder; empty means out_dir/hf
 llama2c = ""  # write llama2.c's model.bin here (v0, what run.c reads) and tokenizer.bin beside it, not a HF folder
@@ -93,7 +94,7 @@ def run(s: ExportSettings) -> str:
 
 
 def main(argv: list[str]) -> str:
-    settings, given = configurator.parse(argv, ExportSettings, __doc__.strip(), defaults=globals())
+    settings, given = configurator.parse(argv, ExportSettings, __doc__.strip())
     return run(settings)
 
 

@@ -5,7 +5,7 @@ Choose a model for a budget: FLOPs, or hours on a GPU, and the unique tokens you
 DIR to count a dataset's); without a budget, the model compute-optimal for your tokens:
     python plan.py --flops 1.21e20 --tokens 1e12
     python plan.py --gpu mi300x --tokens 14.6e9 --hours 72 --write config/fineweb_mi300x_72h.py
-    python plan.py --gpu rtx4090 --tokens 10e9 --arch llama --usd-per-gpu-hour 0.4
+    python plan.py --gpu rtx4090 --tokens 10e9 --arch llama --usd_per_gpu_hour 0.4
     python plan.py --gpu h100 --gpus 8 --hours 24          # fresh data: as much as the time can use
 Evaluate a run (train.py's defaults where no config is given; the settings below can be set):
     python plan.py config/fineweb_3b_mi300x.py --gpu mi300x --tokens 14.6e9
@@ -60,13 +60,6 @@ PLANNED = (
 )
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (exit 2 through exit_on_error), not its usage."""
-
-    def error(self, message: str):
-        raise ConfigError(message)
-
-
 def number(low: float, high: float = math.inf, low_open: bool = True, integer: bool = False):
     """An argparse type for a number in (low, high] (or from low, inclusive), refused in one line
     that says the range (argparse names the flag)."""
@@ -92,14 +85,12 @@ def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "model and training settings, as train.py takes them (its others are accepted and change nothing here)",
         names=PLANNED,
     )
-    parser = Parser(
-        description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
-    )
+    parser = configurator.ArgumentParser(__doc__, epilog=epilog)
     parser.add_argument("--gpu", help="h100, h100-pcie, h200, a100-40, a100-80, mi300x, rtx4090, ... (default h100)")
     parser.add_argument(
-        "--vram-gb", type=number(0), help="a GPU not in the table: its memory in GB (1e9 bytes, as datasheets)"
+        "--vram_gb", type=number(0), help="a GPU not in the table: its memory in GB (1e9 bytes, as datasheets)"
     )
-    parser.add_argument("--peak-tflops", type=number(0), help="... and its dense bf16 peak, TFLOP/s")
+    parser.add_argument("--peak_tflops", type=number(0), help="... and its dense bf16 peak, TFLOP/s")
     parser.add_argument(
         "--gpus", type=number(1, low_open=False, integer=True), default=1, help="GPUs training together (DDP, or FSDP)"
     )
@@ -110,7 +101,7 @@ def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--data", help="a prepared dataset folder: count its train tokens (and read its vocabulary)")
     parser.add_argument("--flops", type=number(0), help="compute budget: the lowest predicted loss for it")
     parser.add_argument("--hours", type=number(0), help="time budget on the GPUs: the lowest loss in it")
-    parser.add_argument("--usd-per-gpu-hour", type=number(0), help="price of one GPU-hour: the cost of each option")
+    parser.add_argument("--usd_per_gpu_hour", type=number(0), help="price of one GPU-hour: the cost of each option")
     parser.add_argument("--arch", choices=sorted(planner.ARCHS), default="gpt2", help="block type for the search")
     parser.add_argument(
         "--calibration", metavar="FILE", help="bench.py --calibrate's file: measured MFU by size and memory factors"
@@ -122,8 +113,8 @@ def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--dataset", default="fineweb", help="the dataset a written config trains on (data/NAME)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--fit", nargs="+", metavar="OUT_DIR", help="fit a scaling law to these runs' val losses")
-    parser.add_argument("--fit-out", default="fit.json", help="where --fit saves the law (default fit.json)")
-    parser.add_argument("--fit-file", help="the same as --law FILE")
+    parser.add_argument("--fit_out", default="fit.json", help="where --fit saves the law (default fit.json)")
+    parser.add_argument("--fit_file", help="the same as --law FILE")
     parser.add_argument("--params", type=number(0), help="with --fit: the model size to predict the loss of")
     return parser.parse_known_args(negative_values_joined(argv))
 
@@ -276,7 +267,7 @@ def search(args: argparse.Namespace, device: hardware.Device | None) -> dict:
         raise ConfigError("--write needs --tokens or --data: the config it writes is sized to your data")
     if args.write and not device:
         raise ConfigError(
-            "--write needs --gpu (or --vram-gb and --peak-tflops): the micro-batch is sized to its memory"
+            "--write needs --gpu (or --vram_gb and --peak_tflops): the micro-batch is sized to its memory"
         )
     law = law_of(args)
     found = planner.search(
@@ -319,7 +310,7 @@ def search(args: argparse.Namespace, device: hardware.Device | None) -> dict:
 
 def device_args(args: argparse.Namespace) -> str:
     """The plan.py options that name the device(s), to check a written config with."""
-    named = f"--gpu {args.gpu}" if args.gpu else f"--vram-gb {args.vram_gb:g} --peak-tflops {args.peak_tflops:g}"
+    named = f"--gpu {args.gpu}" if args.gpu else f"--vram_gb {args.vram_gb:g} --peak_tflops {args.peak_tflops:g}"
     return named + (f" --gpus {args.gpus}" if args.gpus > 1 else "")
 
 

@@ -5,7 +5,7 @@ learning rate in a panel below (HellaSwag acc_norm between them when a run score
 line where each run finished one epoch and a cross at each other alarm it raised; then a table of
 the runs (final and best val loss, tokens, epochs, alarms).
     python plot.py out-small out-large                      # writes loss.png
-    python plot.py out-* --x flops --log-x --smooth 5 --out runs.svg
+    python plot.py out-* --x flops --log_x --smooth 5 --out runs.svg
     python plot.py out-char out-gpt2 --y bpb                # val bits per byte: runs of any tokenizer compare
 Reads each folder's config.json and metrics.jsonl only (runs still being written too), without
 torch; legends name each run by its folder, its size and its peak learning rate.
@@ -14,6 +14,7 @@ torch; legends name each run by its folder, its size and its peak learning rate.
 import argparse
 import os
 
+import configurator
 from fitgpt.errors import ConfigError, SetupError, exit_on_error
 from fitgpt.runs import AXES, Run, human_count, moving_average, short_float, table
 
@@ -24,12 +25,10 @@ FIGSIZE, DPI = (10, 7), 100  # a PNG of 1000 x 700 pixels
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
-    )
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("runs", nargs="+", metavar="OUT_DIR", help="run folders (train.py's out_dir)")
     parser.add_argument("--x", choices=list(AXES), default="tokens", help="the horizontal axis (default tokens)")
-    parser.add_argument("--log-x", action="store_true", help="a logarithmic horizontal axis")
+    parser.add_argument("--log_x", action="store_true", help="a logarithmic horizontal axis")
     parser.add_argument(
         "--y", choices=("loss", "bpb"), default="loss", help="nats per token (default), or val bits per UTF-8 byte"
     )

@@ -10,6 +10,7 @@ llama2.c's run.c prompts do): --temperature=0 then gives run.c's -t 0 continuati
 """
 
 # -----------------------------------------------------------------------------
+# the settings' defaults, written only here (fitgpt/settings.py reads these lines); --key=value overrides them
 out_dir = "out"  # folder holding ckpt.pt
 init_from = ""  # a llama2.c .bin file (v0 or v1, e.g. stories15M.bin) to sample instead of ckpt.pt
 tokenizer = ""  # with init_from: a SentencePiece .model file (llama2.c's tokenizer.model) or a dataset folder
@@ -66,11 +67,6 @@ def load_model(s: SampleSettings) -> tuple[GPT, Tokenizer]:
         data_dir, meta = training_dataset(checkpoint, path)
         # the training data's tokenizer; GPT-2 without a meta.json
         return model_from_checkpoint(checkpoint, path), get_tokenizer(meta, data_dir)
-    if not s.tokenizer:
-        raise ConfigError(
-            f"init_from={s.init_from} holds no tokenizer; pass --tokenizer=PATH, a SentencePiece .model file "
-            f"(llama2.c's tokenizer.model for its stories*.bin) or a dataset folder holding meta.json"
-        )
     model, tokenizer = load_llama2c(s.init_from), tokenizer_at(s.tokenizer)
     if tokenizer.vocab_size != model.config.vocab_size:
         raise ConfigError(
@@ -122,7 +118,7 @@ def run(s: SampleSettings) -> list[str]:
 
 
 def main(argv: list[str]) -> list[str]:
-    settings, given = configurator.parse(argv, SampleSettings, __doc__.strip(), defaults=globals())
+    settings, given = configurator.parse(argv, SampleSettings, __doc__.strip())
     return run(settings)
 
 

@@ -26,9 +26,7 @@ from fitgpt.shards import REPO
 
 
 def arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
-    )
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--sweep_dir", default="", help="where the runs' folders go (default: out_dir + '-sweep')")
     parser.add_argument("--print", action="store_true", help="print the commands that would run each run, run none")
     parser.add_argument("--nproc_per_node", type=int, default=1, help="with --print: torchrun processes per run")

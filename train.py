@@ -14,8 +14,10 @@ Every run writes out_dir/config.json and metrics.jsonl, and prints alarms (plate
 epochs) as they first hold; see the loss of one run or several against tokens with:
     python plot.py out-shakespeare-char
 
-Every setting below can be overridden by a config file or --key=value (configurator.py); their
-types, bounds and help live in fitgpt/settings.py. The defaults train GPT-2 124M on FineWeb.
+Every setting below can be overridden by a config file or --key=value (configurator.py). These
+lines are the defaults, written only here: fitgpt/settings.py reads them (plain `name = value`
+lines before the first import) without running this file, and holds their types, bounds and
+help. The defaults train GPT-2 124M on FineWeb.
 """
 
 # -----------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed)
     )
     if dist.rank:  # each rank its own dropout masks (the weights were made alike above)
         torch.manual_seed(s.seed + dist.rank)
-    optimizer = build_optimizer(model, s, device, dist.sharded)
+    optimizer = build_optimizer(model, s, device)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
     checkpoints = checkpoint.RunCheckpoints(
         s, dist, tokenizer, model=model, optimizer=optimizer, scaler=scaler, loader=data.train
@@ -360,7 +362,7 @@ def train(s: TrainSettings, resumed: dict | None, dist: distributed.Distributed)
 
 
 def main(argv: list[str]) -> dict:
-    settings, given = configurator.parse(argv, TrainSettings, __doc__.strip(), defaults=globals())
+    settings, given = configurator.parse(argv, TrainSettings, __doc__.strip())
     return run(settings, given)
 
 

@@ -5,7 +5,6 @@ machine, of checking its per-record CRC-32 checksums, and of loading it back (ch
     python benchmarks/checkpoint_bench.py [--repeats 3] [--dir /path/on/the/disk/to/test]
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -15,18 +14,20 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import configurator
 from fitgpt import flops
 from fitgpt.checkpoint import capture_rng_state, library_versions, load_checkpoint, verify_checksums, write_checkpoint
+from fitgpt.errors import exit_on_error
 from fitgpt.optim import build_optimizer
 from fitgpt.settings import TrainSettings
 from model import GPT, GPTConfig
 
 
-def main():
-    parser = argparse.ArgumentParser()
+def main(argv: list[str]) -> None:
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dir", default=None, help="folder to write in (default: a temporary folder)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     model = GPT(GPTConfig())  # GPT-2 124M
     optimizer = build_optimizer(model, TrainSettings(weight_decay=0.1, learning_rate=6e-4), "cpu")
@@ -66,4 +67,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

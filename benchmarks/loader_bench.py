@@ -5,7 +5,6 @@ time per batch from real on-disk shards, for both data orders.
     python benchmarks/loader_bench.py [--batch_size 16] [--block_size 1024]
 """
 
-import argparse
 import os
 import resource
 import sys
@@ -15,6 +14,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import configurator
+from fitgpt.errors import exit_on_error
 from fitgpt.loader import TokenLoader
 from fitgpt.shards import HEADER_BYTES, MAGIC, write_shard
 
@@ -37,12 +38,12 @@ def sparse_dataset(folder, shards=147, tokens=100_000_000):
             f.truncate(HEADER_BYTES + 2 * tokens)
 
 
-def main():
-    parser = argparse.ArgumentParser()
+def main(argv: list[str]) -> None:
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--block_size", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=500)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         sparse = os.path.join(tmp, "sparse")
         os.makedirs(sparse)
@@ -77,4 +78,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -1,12 +1,12 @@
 """
 How close data preparation comes to the tokenizer's own speed on this machine.
 
-    python benchmarks/prepare_bench.py [--mchars 48] [--num-proc N] [--scale 4]
+    python benchmarks/prepare_bench.py [--mchars 48] [--num_proc N] [--scale 4]
 
 Writes a corpus of --mchars million characters (random passages of tiny shakespeare, 500-6000
 characters each) as 8 files, jsonl and parquet alternating, to a temp folder, then measures:
   1. tiktoken GPT-2 encode_ordinary, one document at a time, in one process (tokens/s);
-  2. data/text/prepare.py with --num-proc workers, each run in a fresh child process, timing
+  2. data/text/prepare.py with --num_proc workers, each run in a fresh child process, timing
      its prepare() call (reading, tokenizing, writing shards), on all files, on the first 2,
      and on all files --scale times over (hard links: a corpus --scale times as large).
 It prints prepare / (num_proc x single-process rate), the parallel efficiency (target >= 90%),
@@ -31,6 +31,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 sys.path.insert(0, ROOT)
+import configurator
+from fitgpt.errors import exit_on_error
+
 if "TIKTOKEN_CACHE_DIR" not in os.environ and os.path.isdir(os.path.join(SHARED, "tiktoken_cache")):
     os.environ["TIKTOKEN_CACHE_DIR"] = os.path.join(SHARED, "tiktoken_cache")
 
@@ -136,7 +139,7 @@ def child(out_dir, files, num_proc):
 
 def run_child(out_dir, files, num_proc):
     out = subprocess.run(
-        [sys.executable, __file__, "--num-proc", str(num_proc), "--child", out_dir, *files],
+        [sys.executable, __file__, "--num_proc", str(num_proc), "--child", out_dir, *files],
         capture_output=True,
         text=True,
     )
@@ -145,10 +148,10 @@ def run_child(out_dir, files, num_proc):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str]) -> None:
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--mchars", type=float, default=48, help="corpus size, millions of characters")
-    parser.add_argument("--num-proc", type=int, default=os.cpu_count())
+    parser.add_argument("--num_proc", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the best round's")
     parser.add_argument(
         "--scale",
@@ -157,7 +160,7 @@ def main():
         help="also time prepare on the corpus this many times over (same documents, 0 or 1: not)",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # out_dir files...
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         return child(args.child[0], args.child[1:], args.num_proc)
     with open(os.path.join(SHARED, "data", "tinyshakespeare.txt"), encoding="utf-8") as f:
@@ -215,4 +218,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

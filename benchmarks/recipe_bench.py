@@ -12,16 +12,15 @@ Each run is train.py in a subprocess with OMP_NUM_THREADS=1; finished runs are k
 
     python benchmarks/recipe_bench.py --out /tmp/recipe-char --jobs 2
     python benchmarks/recipe_bench.py --out /tmp/recipe-gpt2 --dataset shakespeare_gpt2 --iters 150 \\
-        --warmup-iters 20 --eval-interval 25 --eval-iters 5 --adamw-lrs 1e-3 --muon-lrs 0.01 --jobs 2
+        --warmup_iters 20 --eval_interval 25 --eval_iters 5 --adamw_lrs 1e-3 --muon_lrs 0.01 --jobs 2
         # GPT-2 tokens, no sweep: (b) and (c) at the lrs the character-level sweep chose
-    python benchmarks/recipe_bench.py --out /tmp/recipe-char --adamw-lrs 1e-3 --muon-lrs 0.01 --ablate --jobs 2
+    python benchmarks/recipe_bench.py --out /tmp/recipe-char --adamw_lrs 1e-3 --muon_lrs 0.01 --ablate --jobs 2
         # and (c) with every CANDIDATES option on, then each undone in turn: what each wins on its own
 GPT-2 tokens of the same text, with the same val text as shakespeare_char's (its last 10%):
 see docs/benchmarks.md. With GPT-2's vocabulary the head is tied in (b), (B) and (c), as in (a): an
 untied one would double the parameters.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -31,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
+import configurator
+from fitgpt.errors import exit_on_error
 from fitgpt.runfiles import read_records
 
 SEEDS = (1, 2, 3)
@@ -45,15 +46,15 @@ CANDIDATES = {
 
 
 def arguments(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--out", required=True, help="folder for the runs (reused: finished runs are not rerun)")
     parser.add_argument("--dataset", default="shakespeare_char")
     parser.add_argument("--iters", type=int, default=2000, help="max_iters (and lr_decay_iters) of every run")
-    parser.add_argument("--eval-interval", type=int, default=50)
-    parser.add_argument("--eval-iters", type=int, default=20)
-    parser.add_argument("--warmup-iters", type=int, help="warmup_iters of every run (default: the configs' 100)")
-    parser.add_argument("--adamw-lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3], help="(b)'s sweep")
-    parser.add_argument("--muon-lrs", type=float, nargs="+", default=[0.01, 0.02, 0.04], help="(c)'s sweep")
+    parser.add_argument("--eval_interval", type=int, default=50)
+    parser.add_argument("--eval_iters", type=int, default=20)
+    parser.add_argument("--warmup_iters", type=int, help="warmup_iters of every run (default: the configs' 100)")
+    parser.add_argument("--adamw_lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3], help="(b)'s sweep")
+    parser.add_argument("--muon_lrs", type=float, nargs="+", default=[0.01, 0.02, 0.04], help="(c)'s sweep")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
     parser.add_argument("--ablate", action="store_true", help="also run (c) with CANDIDATES on, each undone in turn")
     return parser.parse_args(argv)
@@ -248,4 +249,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

@@ -6,7 +6,6 @@ depend on the weights).
     python benchmarks/sample_bench.py --config config/tinystories_42m.py --new_tokens 200
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -17,13 +16,14 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import configurator
 from fitgpt import flops
+from fitgpt.errors import exit_on_error
 from fitgpt.runtime import setup_device
 from fitgpt.settings import TrainSettings
 from model import GPT, GPTConfig
 
 
-def main():
-    parser = argparse.ArgumentParser()
+def main(argv: list[str]) -> None:
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--config", default="config/tinystories_15m.py")
     parser.add_argument("--vocab_size", type=int, default=32000)
     parser.add_argument("--new_tokens", type=int, default=500)
@@ -32,8 +32,8 @@ def main():
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--dtype", default="fp32", help="fp32 or bf16 (autocast, as sample.py --dtype=bf16)")
-    args = parser.parse_args()
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="autocast, as sample.py --dtype=bf16")
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = TrainSettings(
@@ -69,4 +69,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

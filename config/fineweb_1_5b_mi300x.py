@@ -1,5 +1,5 @@
 # GPT-2 XL's shape (48 layers x 1600 wide, 25 heads) on one MI300X 192 GB, 2M tokens per step.
-# python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max-tokens 14.6e9
+# python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max_tokens 14.6e9
 # python train.py config/fineweb_1_5b_mi300x.py
 # Model: 1,556,840,000 parameters (48 layers x 1600 wide, 25 heads)
 # Predicted peak memory 125.1 GiB (130.7 GiB reserved) per GPU of 181.0 usable (micro-batch 32, bf16, compile): python plan.py config/fineweb_1_5b_mi300x.py --gpu mi300x --tokens 14.6e9

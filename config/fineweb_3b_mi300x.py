@@ -3,7 +3,7 @@
 # holds, so it runs 16 sequences x 128 micro-steps (the same 2M tokens per step). At the 16 % MFU assumed
 # for the MI300X it takes ~33 days (~13 even at the 40 % fitgpt measured on an H100), not the "2-3 days"
 # promised with it.
-# python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max-tokens 14.6e9
+# python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max_tokens 14.6e9
 # python train.py config/fineweb_3b_mi300x.py
 # Model: 3,906,521,600 parameters (48 layers x 2560 wide, 32 heads)
 # Predicted peak memory 141.9 GiB (148.3 GiB reserved) per GPU of 181.0 usable (micro-batch 16, bf16, compile): python plan.py config/fineweb_3b_mi300x.py --gpu mi300x --tokens 14.6e9

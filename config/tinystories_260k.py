@@ -1,5 +1,5 @@
 # llama2.c's stories260K architecture on TinyStories: RoPE, RMSNorm, SwiGLU, no biases, tied embeddings.
-# Prepare the data first: python data/tinystories/prepare.py --vocab-size 512
+# Prepare the data first: python data/tinystories/prepare.py --vocab_size 512
 # Then: python train.py config/tinystories_260k.py
 out_dir = "out-tinystories-260k"
 dataset = "tinystories"

@@ -1,6 +1,6 @@
 # llama2.c's stories42M architecture on TinyStories: RoPE, RMSNorm, SwiGLU, no biases, tied embeddings.
 # Prepare the data first, on Llama 2's vocabulary as llama2.c does (its repository ships tokenizer.model):
-#   python data/tinystories/prepare.py --tokenizer-model tokenizer.model
+#   python data/tinystories/prepare.py --tokenizer_model tokenizer.model
 # Then: python train.py config/tinystories_42m.py
 out_dir = "out-tinystories-42m"
 dataset = "tinystories"

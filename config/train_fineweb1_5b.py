@@ -1,5 +1,5 @@
 # GPT-2 XL's shape (48 layers x 1600 wide, 25 heads) on about 7B FineWeb tokens, on one H200 141 GB.
-# python data/fineweb/prepare.py --subset sample-100BT --max-tokens 7.1e9 && python train.py config/train_fineweb1_5b.py
+# python data/fineweb/prepare.py --subset sample-100BT --max_tokens 7.1e9 && python train.py config/train_fineweb1_5b.py
 # Model: 1,556,840,000 parameters (48 layers x 1600 wide, 25 heads)
 # Predicted peak memory 76.0 GiB (81.5 GiB reserved) per GPU of 131.9 usable (micro-batch 16, bf16, compile): python plan.py config/train_fineweb1_5b.py --gpu h200
 # Time: 7B tokens, 7.19e+19 FLOPs, about 45 h (1.9 days) on this GPU at 45% MFU (measured)

@@ -1,5 +1,5 @@
 # GPT-2 124M at nanoGPT's scale (its config/train_gpt2.py): about 300B tokens on 8 GPUs.
-# Needs more text than FineWeb's sample-10BT: python data/fineweb/prepare.py --subset sample-350BT --max-tokens 300e9
+# Needs more text than FineWeb's sample-10BT: python data/fineweb/prepare.py --subset sample-350BT --max_tokens 300e9
 # torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
 # Model: 124,373,760 parameters (12 layers x 768 wide, 12 heads)
 # Predicted peak memory 9.8 GiB (10.4 GiB reserved) per GPU of 36.5 usable (micro-batch 12, bf16, compile): python plan.py config/train_gpt2.py --gpu a100-40 --gpus 8

@@ -1,5 +1,5 @@
 # A ~200M GPT-2 (18 layers x 896 wide, 16 heads) on 4B tokens of FineWeb, on one 12 GB card.
-# python data/fineweb/prepare.py --max-tokens 4.1e9 && python train.py config/train_gpt2_200m.py
+# python data/fineweb/prepare.py --max_tokens 4.1e9 && python train.py config/train_gpt2_200m.py
 # Model: 219,431,296 parameters (18 layers x 896 wide, 16 heads)
 # Predicted peak memory 7.4 GiB (7.8 GiB reserved) per GPU of 10.1 usable (micro-batch 4, bf16, compile): python plan.py config/train_gpt2_200m.py --gpu rtx4070
 # Time: 4B tokens, 6.04e+18 FLOPs, about 72 h (3.0 days) on this GPU at 40% MFU (assumed for Ada GPUs)

@@ -292,8 +292,6 @@ def claim_out_dir(out_dir: str, init_from: str, overwrite: bool) -> IO:
     close it when the run ends."""
     lock = hold_folder(out_dir, "out_dir")
     try:
-        if overwrite and init_from == "resume":
-            raise ConfigError("overwrite=True starts a new run and init_from='resume' continues one; drop one of them")
         names = os.listdir(out_dir)
         checkpoints = sorted(n for n in names if n == "ckpt.pt" or (n.startswith("ckpt_") and n.endswith(".pt")))
         if checkpoints and init_from != "resume":

@@ -67,12 +67,12 @@ def expand(patterns: list[str]) -> list[str]:
 
 def add_writer_arguments(parser: argparse.ArgumentParser, max_tokens: bool = True) -> None:
     """The shard-writing options every data/*/prepare.py takes."""
-    parser.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard")
+    parser.add_argument("--shard_tokens", type=int, default=100_000_000, help="tokens per shard")
     if max_tokens:
         parser.add_argument(
-            "--max-tokens", type=lambda s: int(float(s)), help="stop after this many tokens, e.g. 14.6e9"
+            "--max_tokens", type=lambda s: int(float(s)), help="stop after this many tokens, e.g. 14.6e9"
         )
-    parser.add_argument("--num-proc", type=int, default=os.cpu_count(), help="tokenizer processes")
+    parser.add_argument("--num_proc", type=int, default=os.cpu_count(), help="tokenizer processes")
 
 
 def parquet_text_bytes(pf, field: str) -> int:
@@ -90,11 +90,11 @@ def open_parquet(path: str, field: str):
     pf = pq.ParquetFile(path)
     if field not in pf.schema_arrow.names:
         raise DataError(
-            f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text-field"
+            f"{path}: no {field!r} column (it has {', '.join(pf.schema_arrow.names)}); pass the right --text_field"
         )
     kind = pf.schema_arrow.field(field).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise DataError(f"{path}: its {field!r} column holds {kind}, not text; pass the right --text-field")
+        raise DataError(f"{path}: its {field!r} column holds {kind}, not text; pass the right --text_field")
     return pf
 
 
@@ -137,15 +137,15 @@ def require_train_tokens(folder: str, name: str, tokens: int, val_tokens: float,
 
 
 def add_vocabulary_arguments(parser: argparse.ArgumentParser, trained_on: str) -> None:
-    """--tokenizer-model and --vocab-size: a SentencePiece vocabulary instead of GPT-2's BPE."""
+    """--tokenizer_model and --vocab_size: a SentencePiece vocabulary instead of GPT-2's BPE."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--tokenizer-model",
+        "--tokenizer_model",
         metavar="PATH",
         help="tokenize with this SentencePiece model as it is (e.g. Llama 2's tokenizer.model); copied to the dataset",
     )
     group.add_argument(
-        "--vocab-size", type=int, help=f"train a SentencePiece vocabulary of this many pieces on {trained_on}"
+        "--vocab_size", type=int, help=f"train a SentencePiece vocabulary of this many pieces on {trained_on}"
     )
 
 
@@ -181,7 +181,7 @@ def copy_tokenizer_model(path: str, out_dir: str) -> str:
 
 
 def tokenizer_model_identity(path: str | None) -> list | None:
-    """A --tokenizer-model file's part of a prepare job (staging.building), refused first when it
+    """A --tokenizer_model file's part of a prepare job (staging.building), refused first when it
     is not a usable SentencePiece model; None without one."""
     if path is None:
         return None
@@ -195,7 +195,7 @@ def dataset_texts(ds, field: str, source: str) -> Iterator[str]:
     for batch in ds.iter(batch_size=1000):
         if field not in batch:
             raise DataError(
-                f"{source}: records have no {field!r} field (they have {', '.join(batch)}); pass the right --text-field"
+                f"{source}: records have no {field!r} field (they have {', '.join(batch)}); pass the right --text_field"
             )
         yield from batch[field]
 
@@ -349,7 +349,7 @@ def _field_texts(records, path, field, where):
         if field not in record:
             raise DataError(
                 f"{path}: {where(i)} has no {field!r} field (it has {', '.join(record) or 'none'}); pass the right "
-                f"--text-field"
+                f"--text_field"
             )
         if record[field] is None:
             continue

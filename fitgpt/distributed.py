@@ -98,8 +98,11 @@ def wrap(
     if dist.sharded:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        if dtype == "fp16":
-            raise ConfigError("parallelism='fsdp' trains in bf16 or fp32 here, not fp16; set dtype='bf16'")
+        if dtype == "fp16":  # the settings refuse dtype='fp16' with FSDP; 'auto' picks it where bf16 is missing
+            raise ConfigError(
+                "dtype='auto' chose fp16 on this GPU (no bf16), and parallelism='fsdp' trains in bf16 or fp32 here; "
+                "set dtype='fp32' or parallelism='ddp'"
+            )
         policy = MixedPrecisionPolicy(
             param_dtype=torch.bfloat16 if dtype == "bf16" else None, reduce_dtype=torch.float32
         )

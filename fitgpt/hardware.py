@@ -196,7 +196,7 @@ def peak_flops(device_name: str, precision: str = "bf16", override: float = 0.0)
 # -----------------------------------------------------------------------------
 # A device as a plan sees it.
 
-# a GPU plan.py's table does not list (--vram-gb and --peak-tflops): the H100's measured figure
+# a GPU plan.py's table does not list (--vram_gb and --peak_tflops): the H100's measured figure
 UNKNOWN_GPU_MFU = (0.40, "assumed: fitgpt's measured H100 figure; not measured on this GPU")
 
 
@@ -219,8 +219,8 @@ class Device:
 def device_for(
     gpu: str | None, vram_gb: float | None = None, peak_tflops: float | None = None, calibration: str | None = None
 ) -> Device:
-    """A GPU of the table (plan.py --gpu), or one described by --vram-gb (decimal GB, as datasheets
-    print it) and --peak-tflops; with the calibration file given, or else the one saved for that
+    """A GPU of the table (plan.py --gpu), or one described by --vram_gb (decimal GB, as datasheets
+    print it) and --peak_tflops; with the calibration file given, or else the one saved for that
     GPU in calibration/ (bench.py --calibrate)."""
     device = table_device(gpu, vram_gb, peak_tflops)
     measured = load_calibration(calibration) if calibration else for_gpu(gpu.lower() if gpu else None)
@@ -233,12 +233,12 @@ def table_device(gpu: str | None, vram_gb: float | None, peak_tflops: float | No
         entry = gpu_by_key(gpu)
         if entry is None:
             names = ", ".join(g.key for g in GPUS)
-            raise ConfigError(f"unknown --gpu {gpu!r}; use one of {names}, or --vram-gb and --peak-tflops")
+            raise ConfigError(f"unknown --gpu {gpu!r}; use one of {names}, or --vram_gb and --peak_tflops")
         peak = (peak_tflops or entry.tflops["bf16"]) * 1e12
         name = entry.name + (f" with {vram_gb:g} GB ({memory:.1f} GiB)" if memory else "")
         return Device(name, memory or entry.memory_gib, peak, entry.mfu)
     if not (vram_gb and peak_tflops):
-        raise ConfigError("name a GPU with --gpu (e.g. h100, mi300x, rtx4090) or give --vram-gb and --peak-tflops")
+        raise ConfigError("name a GPU with --gpu (e.g. h100, mi300x, rtx4090) or give --vram_gb and --peak_tflops")
     return Device(f"a {vram_gb:g} GB ({memory:.1f} GiB) GPU at {peak_tflops:g} TFLOP/s", memory, peak_tflops * 1e12)
 
 

@@ -197,7 +197,7 @@ def check_exportable(config: GPTConfig, meta: dict | None, data_dir: str) -> str
         source = f"{data_dir}/meta.json" if meta is not None else f"no meta.json in {data_dir}"
         problems.append(
             f"tokenizer={kind!r} ({source}; run.c reads a SentencePiece vocabulary: prepare the dataset "
-            f"with --vocab-size N or --tokenizer-model PATH)"
+            f"with --vocab_size N or --tokenizer_model PATH)"
         )
     else:
         model_file = os.path.join(data_dir, meta["model_file"])

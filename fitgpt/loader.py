@@ -32,8 +32,6 @@ from fitgpt.errors import ConfigError, DataError
 from fitgpt.settings import TrainSettings
 from fitgpt.shards import REPO, data_dir_of, find_shards, open_tokens, read_meta
 
-DATA_ORDERS = ("random", "sequential")
-
 
 class TokenLoader:
     def __init__(
@@ -49,8 +47,6 @@ class TokenLoader:
         world_size: int = 1,
         device: str = "cpu",
     ):
-        if data_order not in DATA_ORDERS:
-            raise ConfigError(f"data_order must be one of {DATA_ORDERS}, got {data_order!r}")
         self.paths = find_shards(data_dir, split)
         if not self.paths:
             raise DataError(f"{data_dir}: no {split} shards (expected files like *_{split}_000000.bin)")

@@ -49,18 +49,13 @@ def set_lr(optimizer: "torch.optim.Optimizer | MuonAdamW", lr: float) -> None:
         group["lr"] = lr * group["lr_scale"]
 
 
-def build_optimizer(
-    model: torch.nn.Module, s: TrainSettings, device: str, sharded: bool = False
-) -> "torch.optim.AdamW | MuonAdamW":
-    """The optimizer s.optimizer names, over the model's (possibly FSDP-sharded) parameters."""
+def build_optimizer(model: torch.nn.Module, s: TrainSettings, device: str) -> "torch.optim.AdamW | MuonAdamW":
+    """The optimizer s.optimizer names, over the model's (possibly FSDP-sharded) parameters; the
+    settings refuse Muon with FSDP."""
     betas = (s.beta1, s.beta2)
     fused = device.startswith("cuda")  # AdamW's fused CUDA kernel avoids one launch per parameter
     if s.optimizer == "adamw":
         return torch.optim.AdamW(adamw_groups(model, s.weight_decay), lr=s.learning_rate, betas=betas, fused=fused)
-    if sharded:  # Newton-Schulz needs each whole matrix; FSDP2 holds a shard of it per rank
-        raise ConfigError(
-            "optimizer='muon' does not run on FSDP-sharded weights; set parallelism='ddp' or optimizer='adamw'"
-        )
     matrices, rest = muon_param_groups(model, s)
     muon = torch.optim.Muon(matrices, lr=s.muon_lr)
     return MuonAdamW(muon, torch.optim.AdamW(rest, lr=s.learning_rate, betas=betas, fused=fused))

@@ -82,7 +82,7 @@ class RunPlan:
     tokens_per_s: float | None = None
     hours: float | None = None
     memory: dict = field(default_factory=dict)
-    usd: float | None = None  # hours x GPUs x the price given (plan.py --usd-per-gpu-hour)
+    usd: float | None = None  # hours x GPUs x the price given (plan.py --usd_per_gpu_hour)
     # a searched option's
     binding: str = ""
     name: str = ""  # GPT-2's name for the shape, where it has one

@@ -7,7 +7,7 @@ The law's form is Hoffmann et al. 2022's: the published constants plan.py ranks 
 (--law), and one fitted to your own runs (plan.py --fit), fitted as their approach 3 does (a Huber
 loss on log-loss residuals, from several starting points) to every val loss the runs logged: N a
 run's parameters, D the tokens it had trained on at that evaluation. A fitted law then replaces
-the published one in plan.py (--law FILE or --fit-file FILE), on your data and tokenizer.
+the published one in plan.py (--law FILE or --fit_file FILE), on your data and tokenizer.
 
 An evaluation in the middle of a run is taken as the loss of a run of that length: close for a
 run whose learning rate decays late (lr_schedule='wsd'), pessimistic for a cosine run early on, so

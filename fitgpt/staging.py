@@ -10,7 +10,7 @@ finishes first. out_dir/.job.json records what decided the dataset's bytes (the 
 sizes and times, the tokenizer, the sizes asked for): a build that stopped (killed, Ctrl-C, a
 tokenizer process that died) resumes from .partial when run again with the same job, and starts
 afresh otherwise; a finished dataset of the same job seeds a new build (hard links, no copy), so
-a larger --max-tokens continues it. One prepare run at a time holds out_dir (fsutil.hold_folder).
+a larger --max_tokens continues it. One prepare run at a time holds out_dir (fsutil.hold_folder).
 """
 
 import glob
@@ -95,7 +95,7 @@ def open_stage(out_dir: str, job: dict, resumable: bool) -> str:
 
 def start_build(out_dir: str, stage: str, job: dict) -> None:
     """A new out_dir/.partial for job, seeded with the finished dataset's files (hard links) when
-    that dataset came from the same job, e.g. with a smaller --max-tokens."""
+    that dataset came from the same job, e.g. with a smaller --max_tokens."""
     os.makedirs(stage)
     if read_job(out_dir) == job:
         try:

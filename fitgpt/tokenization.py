@@ -229,7 +229,7 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, out_dir: str, max
         os.replace(tmp + ".vocab", model[: -len(".model")] + ".vocab")
         os.replace(tmp + ".model", model)  # last: the model exists only once complete
     except RuntimeError as e:  # e.g. a vocabulary larger than the text allows
-        raise DataError(f"--vocab-size {vocab_size}: SentencePiece cannot train it ({first_line(e)})") from None
+        raise DataError(f"--vocab_size {vocab_size}: SentencePiece cannot train it ({first_line(e)})") from None
     finally:
         for leftover in (tmp + ".txt", tmp + ".model", tmp + ".vocab"):
             if os.path.exists(leftover):

@@ -92,8 +92,10 @@ def test_batch_finder_when_nothing_fits():
 
 
 def test_find_batch_size_needs_a_gpu(capsys):
-    code, _, stderr = cli(bench.main, [*as_args(tiny_settings()), "--find-batch-size"], capsys)
-    assert code == 2 and stderr.startswith("error: --find-batch-size needs a CUDA or ROCm GPU")
+    code, _, stderr = cli(bench.main, [*as_args(tiny_settings()), "--find_batch_size"], capsys)
+    assert code == 2 and stderr.startswith("error: --find_batch_size needs a CUDA or ROCm GPU")
+    code, _, stderr = cli(bench.main, ["--find-batch-size"], capsys)  # the old spelling is not rewritten
+    assert code == 2 and "unknown setting 'find-batch-size'; did you mean find_batch_size?" in stderr
 
 
 def test_kernel_groups():
@@ -229,7 +231,7 @@ def test_suite_cpu_mode_then_calibration_round_trip_through_plan(capsys, tmp_pat
     measured = calibration.load(str(path))
     assert len(measured.points) == 2 and measured.allocated_factor is None  # a CPU has no allocator peaks
     shape = ["--n_layer=2", "--n_embd=64", "--n_head=2", "--vocab_size=256", "--block_size=64"]  # tiny-gpt2's
-    args = ["--vram-gb", "24", "--peak-tflops", "10", *shape, "--json"]
+    args = ["--vram_gb", "24", "--peak_tflops", "10", *shape, "--json"]
     plain = json.loads(cli(plan.main, args, capsys)[1])
     calibrated = json.loads(cli(plan.main, [*args, "--calibration", str(path)], capsys)[1])
     assert plain["mfu_source"].startswith("assumed") and calibrated["mfu_source"].startswith(f"measured: {path}")

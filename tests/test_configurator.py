@@ -1,3 +1,4 @@
+from argparse import Namespace
 from dataclasses import dataclass
 
 import pytest
@@ -10,19 +11,19 @@ from fitgpt.settings import SampleSettings, TrainSettings
 
 @dataclass
 class Schema:
-    batch_size: int = setting(12, "micro-batch", min=1)
-    learning_rate: float = setting(6e-4, "peak lr", min=0.0)
-    compile: bool = setting(True, "torch.compile")
-    out_dir: str = setting("out", "output folder")
-    n_kv_heads: int | None = setting(None, "kv heads", min=1)
+    batch_size: int = setting("micro-batch", default=12, min=1)
+    learning_rate: float = setting("peak lr", default=6e-4, min=0.0)
+    compile: bool = setting("torch.compile", default=True)
+    out_dir: str = setting("output folder", default="out")
+    n_kv_heads: int | None = setting("kv heads", default=None, min=1)
     init_from: str = setting(
-        "scratch",
         "start",
+        default="scratch",
         choices=("scratch", "resume"),
         accept=lambda v: v.startswith("/"),
         accept_doc="or an absolute path",
     )
-    top_p: float | None = setting(None, "nucleus", above=0.0, max=1.0)
+    top_p: float | None = setting("nucleus", default=None, above=0.0, max=1.0)
 
     def __post_init__(self):
         configurator.check_fields(self)
@@ -68,6 +69,25 @@ def test_split_on_first_equals_only():
 def test_unknown_key_names_key_and_suggestions():
     with pytest.raises(ConfigError, match=r"unknown setting 'batch_sise'.*did you mean batch_size"):
         parse("--batch_sise=3")
+
+
+def test_a_hyphenated_key_is_refused_with_its_underscore_spelling():
+    for arg in ("--batch-size=3", "--batch-size"):
+        with pytest.raises(ConfigError, match=r"unknown setting 'batch-size'; did you mean batch_size\?$"):
+            parse(arg)
+
+
+def test_argument_parser_flags_are_underscored_and_its_errors_one_line():
+    parser = configurator.ArgumentParser("usage")
+    parser.add_argument("--vram_gb", type=float)
+    assert parser.parse_known_args(["--vram_gb", "24", "--n_layer=2"]) == (Namespace(vram_gb=24.0), ["--n_layer=2"])
+    for argv in (["--vram-gb=24"], ["--vram-gb", "24"], ["--n_layer=2", "--vram-gb", "24"]):
+        with pytest.raises(ConfigError, match=r"^unrecognized argument --vram-gb; did you mean --vram_gb\?$"):
+            parser.parse_known_args(argv)
+    with pytest.raises(ConfigError, match=r"^argument --vram_gb: invalid float value: 'big'$"):
+        parser.parse_args(["--vram_gb=big"])
+    with pytest.raises(ConfigError, match=r"^unrecognized arguments: --vram=3$"):  # never abbreviated
+        parser.parse_args(["--vram=3"])
 
 
 def test_wrong_type_names_key_expected_and_given():
@@ -133,22 +153,79 @@ def test_config_file_wrong_type_and_syntax_error(tmp_path):
         parse(str(cfg))
 
 
-def test_parse_uses_the_scripts_defaults_and_reports_what_was_given():
-    defaults = {
-        "batch_size": 2,
-        "learning_rate": 1e-3,
-        "compile": False,
-        "out_dir": "o",
-        "n_kv_heads": None,
-        "init_from": "scratch",
-        "top_p": None,
-    }
-    settings, given = configurator.parse(["--batch_size=3"], Schema, defaults=defaults)
-    assert settings == Schema(batch_size=3, learning_rate=1e-3, compile=False, out_dir="o") and given == {
-        "batch_size": 3
-    }
-    with pytest.raises(ConfigError, match="defines no global for the settings top_p"):
-        configurator.parse([], Schema, defaults={k: v for k, v in defaults.items() if k != "top_p"})
+def test_parse_starts_from_the_defaults_and_reports_what_was_given():
+    settings, given = configurator.parse(["--batch_size=3"], Schema)
+    assert settings == Schema(batch_size=3) and given == {"batch_size": 3}
+
+
+SCRIPT = '''"""A script whose settings come first."""
+
+# the settings
+batch_size = 2
+learning_rate = 1e-3  # a comment
+compile = False
+out_dir = "o"
+n_kv_heads = None
+init_from = "scratch"
+top_p = None
+import os
+
+later = os.sep  # after the first import: not a setting
+'''
+
+
+def script_schema(path):
+    """Schema's fields with their defaults read from the script at path."""
+
+    @dataclass
+    @configurator.defaults_from(str(path))
+    class FromScript:
+        batch_size: int = setting("micro-batch", min=1)
+        learning_rate: float = setting("peak lr", min=0.0)
+        compile: bool = setting("torch.compile")
+        out_dir: str = setting("output folder", required=True)
+        n_kv_heads: int | None = setting("kv heads", min=1)
+        init_from: str = setting("start", choices=("scratch", "resume"))
+        top_p: float | None = setting("nucleus", above=0.0, max=1.0)
+
+        def __post_init__(self):
+            configurator.check_fields(self)
+
+    return FromScript
+
+
+def test_defaults_are_the_scripts_globals_read_not_run(tmp_path):
+    path = tmp_path / "script.py"
+    path.write_text(SCRIPT)
+    schema = script_schema(path)
+    settings, given = configurator.parse(["--batch_size=3"], schema)
+    assert (settings.batch_size, settings.learning_rate, settings.compile, settings.out_dir) == (3, 1e-3, False, "o")
+    assert given == {"batch_size": 3} and schema.defaults_problem is None
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("top_p = None\n", ""), "defines no global for the settings top_p; add them at its top"),
+        (
+            ("top_p = None", "top_q = None"),
+            "'top_q' at its top is not a setting of fitgpt/settings.py; did you mean top_p?",
+        ),
+        (("batch_size = 2", "batch_size = '2'"), "'batch_size' expects int, got str ('2')"),
+        (("batch_size = 2", "batch_size = 0"), "'batch_size' must be >= 1, got 0"),
+        (("batch_size = 2", "batch_size = 2 * 8"), "line 4: the settings at its top are plain `name = value` lines"),
+        (('out_dir = "o"', 'out_dir = ""'), "'out_dir' is empty; give it a value"),
+    ],
+)
+def test_a_broken_global_refuses_every_instance_in_one_line(tmp_path, capsys, change, message):
+    path = tmp_path / "script.py"
+    path.write_text(SCRIPT.replace(*change))
+    schema = script_schema(path)  # importing settings never fails: making them does
+    for make in (schema, lambda: configurator.parse(["--help"], schema)):
+        with pytest.raises(ConfigError) as error:
+            make()
+        assert message in str(error.value) and str(path) in str(error.value)
+        assert "\n" not in str(error.value)
 
 
 def test_help_lists_every_setting_with_default_type_and_help(capsys):

@@ -11,7 +11,10 @@ import time
 import pytest
 import torch
 
+import bench
+import plan
 import sample
+import sweep
 import train
 from conftest import ROOT, as_args, cli, run_script, tiny_settings
 from fitgpt.checkpoint import load_checkpoint, write_checkpoint
@@ -280,3 +283,30 @@ def test_bad_input_is_one_line_error(char_dataset, tmp_path, monkeypatch, capsys
     assert len(stderr.strip().splitlines()) == 1, stderr
     if case in ("truncated", "shape"):
         assert (out / "ckpt.pt").exists()  # nothing overwritten or removed
+
+
+RULES = [
+    (
+        ["--parallelism=fsdp", "--dtype=fp16"],
+        "parallelism='fsdp' trains in bf16 or fp32 here, not fp16; set dtype='bf16'",
+    ),
+    (
+        ["--parallelism=fsdp", "--optimizer=muon"],
+        "optimizer='muon' does not run on FSDP-sharded weights; set parallelism",
+    ),
+    (
+        ["--overwrite=True", "--init_from=resume"],
+        "overwrite=True starts a new run and init_from='resume' continues one",
+    ),
+    (["--n_embd=30", "--n_head=4"], "n_embd (30) must be divisible by n_head (4)"),
+]
+
+
+@pytest.mark.parametrize("main", [train.main, bench.main, plan.main, sweep.main], ids=lambda m: m.__module__)
+@pytest.mark.parametrize("args, expected", RULES, ids=lambda x: x[0] if isinstance(x, list) else "")
+def test_two_setting_rules_are_refused_when_parsed_by_every_entry_point(main, args, expected, tmp_path, capsys):
+    """Refused before anything runs: no dataset, out_dir or device is needed to say so."""
+    swept = ["--learning_rate=1e-3,2e-3"] if main is sweep.main else []
+    code, stdout, stderr = cli(main, [*args, *swept, f"--out_dir={tmp_path / 'run'}"], capsys)
+    assert code == 2 and expected in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert not os.path.exists(tmp_path / "run")

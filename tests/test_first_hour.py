@@ -192,7 +192,7 @@ def test_small_corpus_gets_both_splits_and_a_degenerate_one_says_what_to_change(
     with pytest.raises(
         DataError,
         match=r"all [\d,]+ tokens went to the val split and none to train; pass a smaller "
-        r"--val-tokens, e.g. [\d,]+",
+        r"--val_tokens, e.g. [\d,]+",
     ):
         load_script("text").prepare([str(corpus)], str(tmp_path / "t"), val_tokens=100_000, num_proc=1)
 

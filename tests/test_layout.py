@@ -1,10 +1,12 @@
 """The layout's rules: imports point one way, the torch-free modules stay torch-free, the entry
-points' plain globals are their settings' defaults, and every entry point answers --help."""
+points' plain globals are their settings' defaults, every flag is spelled with underscores, and
+every entry point answers --help."""
 
 import ast
 import dataclasses
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -68,11 +70,20 @@ def test_torch_free_modules_load_without_torch():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
+def test_every_flag_is_spelled_with_underscores():
+    """One convention for every entry point: --key=value with the key spelled as a setting is."""
+    hyphenated = re.compile(r"""add_argument\(\s*["']--[a-z0-9_]*-""")
+    offenders = [path for path in python_files() if hyphenated.search(open(path, encoding="utf-8").read())]
+    assert offenders == []
+
+
 @pytest.mark.parametrize(
     "script, schema",
     [(train, TrainSettings), (sample, SampleSettings), (export, ExportSettings), (evaluate, EvaluateSettings)],
 )
 def test_entry_point_globals_are_the_settings_defaults(script, schema):
+    """fitgpt/settings.py reads them from the file: what it read is what the script holds."""
+    assert schema.defaults_problem is None
     for field in dataclasses.fields(schema):
         assert getattr(script, field.name) == field.default, f"{script.__name__}.{field.name}"
 

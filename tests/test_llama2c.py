@@ -198,7 +198,7 @@ def test_refuses_what_run_c_cannot_run(tmp_path, vocabulary, overrides, named):
 
 @pytest.mark.parametrize("meta", [None, GPT2_META, {"tokenizer": "char", "vocab_size": 65, "chars": []}])
 def test_refuses_a_vocabulary_that_is_not_sentencepiece(tmp_path, meta):
-    with pytest.raises(ConfigError, match=r"tokenizer='(gpt2|char)' .*--vocab-size N or --tokenizer-model PATH"):
+    with pytest.raises(ConfigError, match=r"tokenizer='(gpt2|char)' .*--vocab_size N or --tokenizer_model PATH"):
         check_exportable(tiny().config, meta, str(tmp_path))
 
 
@@ -250,9 +250,9 @@ def sp_dataset(tmp_path_factory, shakespeare_text):
             str(folder / "input.txt"),
             "--out_dir",
             str(folder / "data"),
-            "--vocab-size",
+            "--vocab_size",
             str(VOCAB),
-            "--num-proc",
+            "--num_proc",
             "1",
         ]
     )

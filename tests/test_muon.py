@@ -180,11 +180,6 @@ def test_a_compiled_muon_run_routes_the_uncompiled_names_and_learns(char_dataset
     assert len(state["muon"]["state"]) == 2 * 4  # the block matrices found under the compiled wrapper
 
 
-def test_fsdp_is_refused_in_one_line():
-    with pytest.raises(ConfigError, match="optimizer='muon' does not run on FSDP-sharded weights; set parallelism"):
-        build_optimizer(tiny(), tiny_settings(optimizer="muon"), "cpu", sharded=True)
-
-
 def test_a_muon_run_schedules_every_group_skips_a_nan_and_keeps_both_states(char_dataset, tmp_path):
     out = str(tmp_path / "run")
     s = tiny_settings(

@@ -240,10 +240,10 @@ def test_mfu_per_gpu_measured_or_assumed(capsys, monkeypatch):
 def test_units_vram_in_decimal_gb_and_every_output_says_which(capsys):
     device = hardware.device_for(None, 16, 100)
     assert device.memory_gib == pytest.approx(16e9 / 2**30)  # 14.9 GiB, not 16
-    out = plan_json(capsys, "--vram-gb", "16", "--peak-tflops", "100", "--tokens", "1e9")
+    out = plan_json(capsys, "--vram_gb", "16", "--peak_tflops", "100", "--tokens", "1e9")
     assert out["usable_memory_gib"] == pytest.approx(memory.usable_memory(16e9 / 2**30) / 2**30, abs=0.01)
     assert hardware.device_for("rtx4090", 16).memory_gib == pytest.approx(14.9, abs=0.01)
-    search = run_plan(capsys, "--vram-gb", "16", "--peak-tflops", "100", "--tokens", "1e9")
+    search = run_plan(capsys, "--vram_gb", "16", "--peak_tflops", "100", "--tokens", "1e9")
     assert "a 16 GB (14.9 GiB) GPU" in search and "GiB usable" in search and "GiB rsvd" in search
     evaluate = run_plan(capsys, "--gpu", "rtx4080", "--batch_size=4")
     assert "GPU: 1 x GeForce RTX 4080 16GB (13.9 GiB usable each)" in evaluate
@@ -266,9 +266,9 @@ BAD = [("--tokens", v) for v in ("-5", "0", "abc", "nan")] + [
     ("--gpus", "0"),
     ("--gpus", "-2"),
     ("--gpus", "1.5"),
-    ("--usd-per-gpu-hour", "-1"),
-    ("--vram-gb", "0"),
-    ("--peak-tflops", "-100"),
+    ("--usd_per_gpu_hour", "-1"),
+    ("--vram_gb", "0"),
+    ("--peak_tflops", "-100"),
 ]
 
 
@@ -287,6 +287,8 @@ def test_other_bad_input(capsys):
         (["config/train_fineweb.py", "--flops", "1e20"], "--flops and --hours choose a model"),
         (["--flops", "1e20", "--tokens", "1e9", "--write", "x.py"], "--write needs --gpu"),
         (["--gpu", "h100", "--bogus_setting=3"], "unknown setting 'bogus_setting'"),
+        (["--vram-gb", "16", "--peak_tflops", "100"], "unrecognized argument --vram-gb; did you mean --vram_gb?"),
+        (["--gpu", "h100", "--batch-size=8"], "unknown setting 'batch-size'; did you mean batch_size?"),
         (["--flops", "1e10"], "not one step of 1,024 tokens of the smallest model fits in this budget"),
         (["--tokens", "100"], "give more --flops, --hours or --tokens"),
     ]:
@@ -307,20 +309,20 @@ def test_help_lists_the_settings_it_takes_with_defaults():
         "--optimizer='adamw'",
         "--flops FLOPS",
         "--law LAW",
-        "--usd-per-gpu-hour",
+        "--usd_per_gpu_hour",
     ):
         assert line in result.stdout, line
     assert "--eval_interval" not in result.stdout  # train.py's settings that change no plan are not listed
 
 
 def test_cost_in_the_table_and_the_recommendation(capsys):
-    out = plan_json(capsys, "--gpu", "h100", "--gpus", "4", "--hours", "10", "--usd-per-gpu-hour", "2.5")
+    out = plan_json(capsys, "--gpu", "h100", "--gpus", "4", "--hours", "10", "--usd_per_gpu_hour", "2.5")
     for c in [out, *out["candidates"]]:
         assert c["usd"] == pytest.approx(c["hours"] * 4 * 2.5, abs=0.01)
     assert f"about ${out['usd']:,.0f}" in out["recommendation"]
-    text = run_plan(capsys, "--gpu", "h100", "--gpus", "4", "--hours", "10", "--usd-per-gpu-hour", "2.5")
+    text = run_plan(capsys, "--gpu", "h100", "--gpus", "4", "--hours", "10", "--usd_per_gpu_hour", "2.5")
     assert "USD" in text.splitlines()[4]
-    assert "$" in run_plan(capsys, "config/train_fineweb.py", "--gpu", "rtx4070", "--usd-per-gpu-hour", "0.3")
+    assert "$" in run_plan(capsys, "config/train_fineweb.py", "--gpu", "rtx4070", "--usd_per_gpu_hour", "0.3")
     assert plan_json(capsys, "--gpu", "h100", "--hours", "10")["usd"] is None
 
 

@@ -107,7 +107,7 @@ def test_chart_of_several_runs_against_tokens(tmp_path, capsys):
     "options, suffix, magic",
     [
         (["--x", "iters", "--smooth", "3"], ".png", b"\x89PNG"),
-        (["--x", "flops", "--log-x"], ".svg", b"<?xml"),
+        (["--x", "flops", "--log_x"], ".svg", b"<?xml"),
         (["--x", "time"], ".pdf", b"%PDF"),
     ],
 )
@@ -148,6 +148,7 @@ def test_a_run_with_nothing_logged_yet_still_draws(tmp_path, capsys):
         (["{missing}"], "{missing}: no metrics.jsonl there; pass run folders that train.py wrote (its out_dir)"),
         (["{run}", "--out", "loss.jpg"], "--out loss.jpg: name a .png, .svg, .pdf file"),
         (["{run}", "--smooth", "0"], "--smooth 0: give the number of logged steps to average, 1 or more"),
+        (["{run}", "--log-x"], "unrecognized argument --log-x; did you mean --log_x?"),
         (["{broken}"], "{broken}/config.json: not valid JSON (Expecting property name enclosed in double quotes"),
     ],
 )
@@ -198,7 +199,7 @@ def test_plot_reads_files_only_without_torch(tmp_path):
 
 def test_help(capsys):
     code, stdout, _ = cli(plot.main, ["--help"], capsys)
-    assert code == 0 and "--x {tokens,iters,flops,time}" in stdout and "--log-x" in stdout and "--smooth N" in stdout
+    assert code == 0 and "--x {tokens,iters,flops,time}" in stdout and "--log_x" in stdout and "--smooth N" in stdout
 
 
 def test_hellaswag_scores_get_their_own_panel(tmp_path, capsys, monkeypatch):

@@ -173,9 +173,9 @@ def test_fineweb_local_parquet_and_hub_path_agree(docs, tmp_path, monkeypatch, g
         str(parquet),
         "--out_dir",
         str(local),
-        "--shard-tokens",
+        "--shard_tokens",
         str(SHARD),
-        "--num-proc",
+        "--num_proc",
         "2",
     )
     names = sorted(shard_files(local))
@@ -239,7 +239,7 @@ def living_in_group(pgid):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process groups from /proc")
 def test_killed_prepare_leaves_only_complete_shards(files, tmp_path, gpt2_encoding, capsys):
-    args = ["--local", *files, "--out_dir", str(tmp_path / "out"), "--shard-tokens", str(SHARD), "--num-proc", "2"]
+    args = ["--local", *files, "--out_dir", str(tmp_path / "out"), "--shard_tokens", str(SHARD), "--num_proc", "2"]
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASH.format(root=ROOT, args=args)],
         cwd=ROOT,
@@ -289,13 +289,13 @@ def test_tinystories_sentencepiece(docs, tmp_path):
         [
             "--local",
             str(data / "data*.json"),
-            "--vocab-size",
+            "--vocab_size",
             "400",
             "--out_dir",
             str(out),
-            "--shard-tokens",
+            "--shard_tokens",
             str(SHARD),
-            "--num-proc",
+            "--num_proc",
             "2",
         ]
     )
@@ -328,8 +328,8 @@ def llama_like_model(docs, tmp_path_factory):
 def test_text_with_tokenizer_model_reuses_its_ids(docs, files, llama_like_model, tmp_path):
     model_file, model_bytes = llama_like_model
     out = tmp_path / "out"
-    args = ["--input", *files, "--out_dir", str(out), "--tokenizer-model", model_file, "--val-tokens", "3000"]
-    load_script("text").main([*args, "--shard-tokens", str(SHARD), "--num-proc", "2"])
+    args = ["--input", *files, "--out_dir", str(out), "--tokenizer_model", model_file, "--val_tokens", "3000"]
+    load_script("text").main([*args, "--shard_tokens", str(SHARD), "--num_proc", "2"])
     sp = sentencepiece.SentencePieceProcessor(model_file=model_file)
     expected = np.concatenate([[sp.bos_id()] + sp.encode(d) for d in docs])  # each document starts with BOS
     np.testing.assert_array_equal(token_stream(out), expected)
@@ -337,13 +337,13 @@ def test_text_with_tokenizer_model_reuses_its_ids(docs, files, llama_like_model,
     assert meta.pop("val_bytes")["tokens"] == 3000
     assert meta == {"tokenizer": "sentencepiece", "model_file": "tokenizer.model", "vocab_size": 400, "eot_id": 1}
     assert (out / "tokenizer.model").read_bytes() == model_bytes  # the dataset carries its vocabulary
-    load_script("text").main([*args, "--shard-tokens", str(SHARD), "--num-proc", "2"])  # a rerun keeps it
+    load_script("text").main([*args, "--shard_tokens", str(SHARD), "--num_proc", "2"])  # a rerun keeps it
     np.testing.assert_array_equal(token_stream(out), expected)
 
     other = tmp_path / "other" / "tokenizer.model"
     other.parent.mkdir()
     os.replace(train_sentencepiece(docs, 360, str(other.parent)), other)
-    load_script("text").main([*args[:-3], str(other), "--val-tokens", "3000"])  # another vocabulary: replaced
+    load_script("text").main([*args[:-3], str(other), "--val_tokens", "3000"])  # another vocabulary: replaced
     assert (out / "tokenizer.model").read_bytes() == other.read_bytes() and read_meta(out)["vocab_size"] == 360
     with pytest.raises(FitGPTError, match=r"c\.txt: not a SentencePiece model \("):
         load_script("text").main([*args[:-3], files[2], "--out_dir", str(tmp_path / "none")])
@@ -358,7 +358,7 @@ def test_tinystories_with_tokenizer_model(docs, llama_like_model, tmp_path):
         (data / name).write_text(json.dumps([{"story": s} for s in part]), encoding="utf-8")
     out = tmp_path / "out"
     load_script("tinystories").main(
-        ["--local", str(data / "data*.json"), "--tokenizer-model", llama_like_model[0], "--out_dir", str(out)]
+        ["--local", str(data / "data*.json"), "--tokenizer_model", llama_like_model[0], "--out_dir", str(out)]
     )
     sp = sentencepiece.SentencePieceProcessor(model_file=llama_like_model[0])
     np.testing.assert_array_equal(token_stream(out), np.concatenate([[1] + sp.encode(s) for s in stories]))
@@ -392,8 +392,8 @@ def test_a_dataset_of_another_tokenizer_is_replaced_whole(files, reference, tmp_
     old = len(shard_files(out)) + 1
     load_script("tinystories").main(
         [
-            *["--local", *files[:1], "--local-val", files[1], "--text-field", "text", "--vocab-size", "400"],
-            *["--out_dir", str(out), "--shard-tokens", str(SHARD), "--num-proc", "2"],
+            *["--local", *files[:1], "--local_val", files[1], "--text_field", "text", "--vocab_size", "400"],
+            *["--out_dir", str(out), "--shard_tokens", str(SHARD), "--num_proc", "2"],
         ]
     )
     stdout = capsys.readouterr().out
@@ -420,8 +420,8 @@ def test_another_name_in_the_same_folder_replaces_the_dataset(files, tmp_path, c
     [
         (["--input", "nowhere/*.jsonl"], r"nowhere/\*\.jsonl: no such file"),
         (["--input", "{csv}"], r"a\.csv: unsupported file type"),
-        (["--input", "{jsonl}", "--text-field", "body"], r"a\.jsonl: line 1 has no 'body' field \(it has text, id\)"),
-        (["--input", "{parquet}", "--text-field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
+        (["--input", "{jsonl}", "--text_field", "body"], r"a\.jsonl: line 1 has no 'body' field \(it has text, id\)"),
+        (["--input", "{parquet}", "--text_field", "body"], r"b\.parquet: no 'body' column \(it has id, text\)"),
     ],
 )
 def test_text_errors_are_one_line(files, tmp_path, request, args, message):
@@ -431,7 +431,7 @@ def test_text_errors_are_one_line(files, tmp_path, request, args, message):
     csv.write_text("x")
     args = [a.format(csv=csv, jsonl=files[0], parquet=files[1]) for a in args]
     with pytest.raises(FitGPTError, match=message):
-        load_script("text").main([*args, "--out_dir", str(tmp_path / "out"), "--num-proc", "1"])
+        load_script("text").main([*args, "--out_dir", str(tmp_path / "out"), "--num_proc", "1"])
 
 
 LATIN1 = "Où est le café? À la crème brûlée.\n".encode("latin-1") * 50
@@ -450,7 +450,7 @@ def test_bad_text_is_one_line_naming_the_file(tmp_path, script, kind):
         if script == "shakespeare_char":
             load_script(script).main(["--input", str(path), "--out_dir", str(out)])
         else:  # a vocabulary trained on it: the text is read before anything is tokenized
-            load_script(script).main(["--input", str(path), "--out_dir", str(out), "--vocab-size", "300"])
+            load_script(script).main(["--input", str(path), "--out_dir", str(out), "--vocab_size", "300"])
     expected = {
         "latin1": f"{path}: line 1 is not UTF-8 text (byte 0xf9): the file is in another encoding; convert it to "
         f"UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > converted.txt",
@@ -476,5 +476,13 @@ def test_a_bad_json_line_is_named_by_file_and_line(tmp_path, gpt2_encoding, line
     good = json.dumps({"text": "a good line"})
     path.write_bytes("\n".join([good, good, line, good]).encode("latin-1"))
     with pytest.raises(FitGPTError) as e:
-        load_script("text").main(["--input", str(path), "--out_dir", str(tmp_path / "out"), "--num-proc", "2"])
+        load_script("text").main(["--input", str(path), "--out_dir", str(tmp_path / "out"), "--num_proc", "2"])
     assert str(e.value).startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize("dataset", ["fineweb", "text", "tinystories", "shakespeare_char"])
+def test_a_flag_typed_with_hyphens_is_one_line_naming_the_right_one(dataset, tmp_path, capsys):
+    flag, spelled = ("--out-dir", "--out_dir") if dataset == "shakespeare_char" else ("--num-proc", "--num_proc")
+    code, stdout, stderr = cli(load_script(dataset).main, ["--input", "x.txt", flag, "2"], capsys)
+    assert code == 2 and not stdout
+    assert stderr == f"error: unrecognized argument {flag}; did you mean {spelled}?\n"

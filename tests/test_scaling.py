@@ -1,5 +1,5 @@
 """The scaling-law fit: known constants recovered from noisy synthetic losses, degenerate input
-refused, and plan.py --fit / --fit-file end to end on run folders."""
+refused, and plan.py --fit / --fit_file end to end on run folders."""
 
 import json
 
@@ -79,16 +79,16 @@ def test_plan_fits_runs_and_plans_with_the_fit(tmp_path, capsys):
     runs = [write_run(tmp_path / f"run{i}", int(n), tokens, [law(n, d) for d in tokens]) for i, n in enumerate(SIZES)]
     out = tmp_path / "fit.json"
     code, stdout, stderr = cli(
-        plan.main, ["--fit", *runs, "--fit-out", out, "--params", "6e7", "--tokens", "2e9"], capsys
+        plan.main, ["--fit", *runs, "--fit_out", out, "--params", "6e7", "--tokens", "2e9"], capsys
     )
     assert code == 0, stderr
     assert "fitted to 32 val losses of 4 runs (4 sizes, 1M to 30M parameters" in stdout
     fit = scaling.Fit.load(str(out))
     assert fit.source["tokenizers"] == ["char"] and fit.alpha == pytest.approx(TRUE["alpha"], abs=0.01)
     assert f"trained on 2B tokens: {law(6e7, 2e9):.4f}" in stdout
-    # --fit-file: the plan's predicted loss is the fitted law's, not Chinchilla's
+    # --fit_file: the plan's predicted loss is the fitted law's, not Chinchilla's
     argv = ["--gpu", "h100", "--batch_size=8", "--max_iters=1000", "--json"]
-    fitted = json.loads(cli(plan.main, [*argv, "--fit-file", out], capsys)[1])
+    fitted = json.loads(cli(plan.main, [*argv, "--fit_file", out], capsys)[1])
     published = json.loads(cli(plan.main, argv, capsys)[1])
     n, d = fitted["params"], fitted["total_tokens"]
     assert fitted["predicted_loss"] == pytest.approx(fit.loss(n, d), abs=1e-3)

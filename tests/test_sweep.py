@@ -87,6 +87,11 @@ def test_print_gives_the_torchrun_commands(capsys):
         (["--learning_rate=3e-4,"], "argument '--learning_rate=3e-4,': an empty value between commas"),
         (["config", "--learning_rate=3e-4,1e-3"], "config file config is a directory, not a file"),
         (["--out_dir=", "--learning_rate=3e-4,1e-3"], "argument '--out_dir=': 'out_dir' is empty; give it a value"),
+        (
+            ["--sweep-dir=x", "--learning_rate=3e-4,1e-3"],
+            "unrecognized argument --sweep-dir; did you mean --sweep_dir?",
+        ),
+        (["--learning-rate=3e-4,1e-3"], "argument '--learning-rate=3e-4': unknown setting 'learning-rate'; did you"),
     ],
 )
 def test_bad_sweeps_are_one_line(argv, message, capsys):

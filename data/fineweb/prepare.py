@@ -2,12 +2,12 @@
 FineWeb / FineWeb-Edu as GPT-2 token shards, like llm.c's dev/data/fineweb.py.
 
     python data/fineweb/prepare.py                                    # sample-10BT, streamed from the Hub
-    python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max-tokens 14.6e9
+    python data/fineweb/prepare.py --dataset fineweb-edu --subset sample-100BT --max_tokens 14.6e9
     python data/fineweb/prepare.py --local 'fineweb/*.parquet'         # files already on disk, offline
 
 Streams the documents (no copy of the dataset is stored, none is held in memory), tokenizes
-them in --num-proc processes, each document preceded by <|endoftext|> (50256), and writes shards
-of --shard-tokens tokens, llm.c's layout: <name>_val_000000.bin (the first shard; for a small
+them in --num_proc processes, each document preceded by <|endoftext|> (50256), and writes shards
+of --shard_tokens tokens, llm.c's layout: <name>_val_000000.bin (the first shard; for a small
 --local corpus, under 2 shards, its first tenth), then
 <name>_train_000001.bin, ... with <name> = fineweb or fineweb_edu, plus meta.json, in
 data/<name>/ (or --out_dir), swapped in whole once complete (the folder's old dataset stays as it
@@ -16,12 +16,12 @@ is until then). Run again with the same arguments, an interrupted run continues 
 afresh. Importable: prepare(...) does the same.
 """
 
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
+import configurator
 from fitgpt import corpus, staging
 from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, exit_on_error
@@ -72,13 +72,13 @@ def prepare(
         shards, tokens = corpus.write_dataset(
             docs, stage, name, GPT2_META, shard_tokens, val_tokens=val_tokens, max_tokens=max_tokens, num_proc=num_proc
         )
-        fix = "pass a smaller --shard-tokens (the val split is one shard)"
+        fix = "pass a smaller --shard_tokens (the val split is one shard)"
         corpus.require_train_tokens(stage, name, tokens, val_tokens, fix, out_dir=out_dir)
     return shards, tokens
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--dataset", default="fineweb", choices=sorted(REPOS))
     parser.add_argument(
         "--subset",
@@ -86,7 +86,7 @@ def main(argv=None):
         help="Hub config: sample-10BT, sample-100BT, sample-350BT, CC-MAIN-2024-10, ...",
     )
     parser.add_argument("--local", nargs="+", metavar="FILES", help="read these files (globs) instead of the Hub")
-    parser.add_argument("--text-field", default="text", help="record field holding the text (--local jsonl/parquet)")
+    parser.add_argument("--text_field", default="text", help="record field holding the text (--local jsonl/parquet)")
     parser.add_argument("--out_dir", help="default: data/fineweb or data/fineweb_edu")
     corpus.add_writer_arguments(parser)
     args = parser.parse_args(argv)

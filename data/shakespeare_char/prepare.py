@@ -10,7 +10,6 @@ swapped in whole once written (a dataset already there is replaced only then).
 Importable: prepare(text, out_dir) does the same for any string.
 """
 
-import argparse
 import hashlib
 import os
 import sys
@@ -18,6 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import configurator
 from fitgpt import staging
 from fitgpt.bpb import val_bytes
 from fitgpt.corpus import decode_text
@@ -49,7 +49,7 @@ def prepare(text: str, out_dir: str, val_fraction: float = 0.1) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--input", help="read this text file instead of downloading")
     parser.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
     args = parser.parse_args(argv)

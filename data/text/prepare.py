@@ -2,32 +2,32 @@
 Your own text as token shards: local .txt, .jsonl/.json and .parquet files.
 
     python data/text/prepare.py --input 'books/*.txt' --name books
-    python data/text/prepare.py --input corpus.jsonl --text-field content --val-tokens 500000
-    python data/text/prepare.py --input 'books/*.txt' --name books --vocab-size 4096
-    python data/text/prepare.py --input 'books/*.txt' --name books --tokenizer-model tokenizer.model
+    python data/text/prepare.py --input corpus.jsonl --text_field content --val_tokens 500000
+    python data/text/prepare.py --input 'books/*.txt' --name books --vocab_size 4096
+    python data/text/prepare.py --input 'books/*.txt' --name books --tokenizer_model tokenizer.model
 
 A .txt file is one document (so one worker tokenizes it: split a big corpus into files, or use
 jsonl/parquet with one record per document); jsonl/json/parquet give one document per record.
-The vocabulary is GPT-2's BPE by default; --tokenizer-model PATH uses that SentencePiece model
-as it is (e.g. Llama 2's tokenizer.model) and --vocab-size N trains a SentencePiece BPE
-vocabulary of N pieces on the first --vocab-chars characters of the documents (llama2.c's
+The vocabulary is GPT-2's BPE by default; --tokenizer_model PATH uses that SentencePiece model
+as it is (e.g. Llama 2's tokenizer.model) and --vocab_size N trains a SentencePiece BPE
+vocabulary of N pieces on the first --vocab_chars characters of the documents (llama2.c's
 settings, saved as tok<N>.model); either model file is kept beside the shards.
 Documents are read in the order given (globs sorted), each preceded by <|endoftext|> (50256),
 or by BOS with a SentencePiece vocabulary (as llama2.c's shards are).
-The first --val-tokens tokens of that stream (default 1M, or a tenth of a corpus under 2M tokens;
+The first --val_tokens tokens of that stream (default 1M, or a tenth of a corpus under 2M tokens;
 the document they end in is cut in two)
 are the validation set, <name>_val_000000.bin; the rest follow as <name>_train_000001.bin, ...
-of --shard-tokens tokens each, in data/<name>/ (or --out_dir), with meta.json, swapped in whole
+of --shard_tokens tokens each, in data/<name>/ (or --out_dir), with meta.json, swapped in whole
 once complete: a dataset already there is replaced then, and said so. Run again with the same
 arguments, an interrupted run continues where it stopped. Importable: prepare(...).
 """
 
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
+import configurator
 from fitgpt import corpus, staging
 from fitgpt.errors import ConfigError, exit_on_error
 
@@ -50,7 +50,7 @@ def prepare(
     SentencePiece model) or vocab_size (train one on vocab_chars characters) says otherwise.
     Returns (shards, tokens)."""
     if val_tokens is not None and val_tokens < 1:
-        raise ConfigError(f"--val-tokens must be at least 1, got {val_tokens}")
+        raise ConfigError(f"--val_tokens must be at least 1, got {val_tokens}")
     files = corpus.expand(inputs)
     val_tokens = val_tokens or corpus.val_tokens_for(files, 1_000_000, text_field)
     job = {  # what decides the dataset's bytes: the same job resumes, another replaces it
@@ -78,22 +78,22 @@ def prepare(
             model_file=model_file,
             num_proc=num_proc,
         )
-        corpus.require_train_tokens(stage, name, tokens, val_tokens, "pass a smaller --val-tokens", out_dir=out_dir)
+        corpus.require_train_tokens(stage, name, tokens, val_tokens, "pass a smaller --val_tokens", out_dir=out_dir)
     return shards, tokens
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--input", dest="inputs", nargs="+", required=True, metavar="FILES", help="files or globs")
     parser.add_argument("--name", default="text", help="shard name prefix and folder data/<name>")
     parser.add_argument("--out_dir", help="default: data/<name>")
-    parser.add_argument("--text-field", default="text", help="record field holding the text (jsonl/parquet)")
+    parser.add_argument("--text_field", default="text", help="record field holding the text (jsonl/parquet)")
     parser.add_argument(
-        "--val-tokens", type=int, help="the first tokens, held out (default 1M, a tenth of a small corpus)"
+        "--val_tokens", type=int, help="the first tokens, held out (default 1M, a tenth of a small corpus)"
     )
-    corpus.add_vocabulary_arguments(parser, "the first --vocab-chars characters")
+    corpus.add_vocabulary_arguments(parser, "the first --vocab_chars characters")
     parser.add_argument(
-        "--vocab-chars", type=lambda s: int(float(s)), default=100_000_000, help="text the vocabulary is learnt from"
+        "--vocab_chars", type=lambda s: int(float(s)), default=100_000_000, help="text the vocabulary is learnt from"
     )
     corpus.add_writer_arguments(parser)
     args = parser.parse_args(argv)

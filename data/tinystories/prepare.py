@@ -2,21 +2,21 @@
 TinyStories (Eldan & Li, 2023) as token shards, with its official train/validation split.
 
     python data/tinystories/prepare.py                     # GPT-2 tokens, streamed from the Hub
-    python data/tinystories/prepare.py --vocab-size 512    # llama2.c's own SentencePiece vocabulary
-    python data/tinystories/prepare.py --tokenizer-model tokenizer.model   # Llama 2's (llama2.c ships it)
+    python data/tinystories/prepare.py --vocab_size 512    # llama2.c's own SentencePiece vocabulary
+    python data/tinystories/prepare.py --tokenizer_model tokenizer.model   # Llama 2's (llama2.c ships it)
     python data/tinystories/prepare.py --local 'TinyStories_all_data/data*.json'   # offline
 
 Sources: by default the Hub dataset roneneldan/TinyStories (splits train and validation),
 streamed. --local reads files instead: the data*.json of llama2.c's TinyStories_all_data.tar.gz
-(lists of {"story": ...}), or jsonl/parquet files with --text-field (the Hub's parquet files:
---text-field text). --local-val names the validation files; without it the first --local file
+(lists of {"story": ...}), or jsonl/parquet files with --text_field (the Hub's parquet files:
+--text_field text). --local_val names the validation files; without it the first --local file
 is the validation set, as llama2.c does with data00.json.
 
 Each story is stripped of surrounding whitespace and preceded by a delimiter, as in llama2.c:
 <|endoftext|> (50256) with GPT-2 tokens (the default), or BOS with a SentencePiece vocabulary:
---tokenizer-model PATH uses that model as it is (Llama 2's 32,000 pieces: the vocabulary
+--tokenizer_model PATH uses that model as it is (Llama 2's 32,000 pieces: the vocabulary
 llama2.c's published val losses are measured on) and copies it beside the shards;
---vocab-size N first trains a BPE vocabulary of N pieces on the first --vocab-stories training
+--vocab_size N first trains a BPE vocabulary of N pieces on the first --vocab_stories training
 stories (llama2.c's train_vocab settings) and saves it as tok<N>.model beside the shards.
 Writes tinystories_val_000000.bin, ... (all validation stories), then tinystories_train_<k>.bin,
 ... and meta.json in data/tinystories (or --out_dir), swapped in whole once complete. Rerunning
@@ -24,7 +24,6 @@ an interrupted run continues it.
 Importable: prepare(...) does the same.
 """
 
-import argparse
 import itertools
 import math
 import os
@@ -32,6 +31,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", ".."))
+import configurator
 from fitgpt import corpus, staging
 from fitgpt.downloads import require_hub
 from fitgpt.errors import ConfigError, DataError, exit_on_error
@@ -67,14 +67,14 @@ def prepare(
     instead of the Hub. Returns (shards, tokens)."""
     train_files = val_files = None
     if local_val and not local:
-        raise ConfigError("--local-val needs --local (the training files)")
+        raise ConfigError("--local_val needs --local (the training files)")
     if local:
         train_files = corpus.expand(local)
         val_files = corpus.expand(local_val) if local_val else train_files[:1]
         train_files = [f for f in train_files if f not in val_files]
         if not train_files:
             raise ConfigError(
-                "--local: no training files left once the validation file is set aside; give more files or --local-val"
+                "--local: no training files left once the validation file is set aside; give more files or --local_val"
             )
     job = {  # what decides the dataset's bytes: the same job resumes, another replaces it
         "source": [staging.files_identity(f) for f in (train_files, val_files)] if local else HUB,
@@ -107,14 +107,14 @@ def prepare(
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = configurator.ArgumentParser(__doc__)
     parser.add_argument("--local", nargs="+", metavar="FILES", help="read these files (globs) instead of the Hub")
     parser.add_argument(
-        "--local-val", nargs="+", metavar="FILES", help="validation files (default: the first --local file)"
+        "--local_val", nargs="+", metavar="FILES", help="validation files (default: the first --local file)"
     )
-    parser.add_argument("--text-field", default="story", help="record field holding the story (--local)")
-    corpus.add_vocabulary_arguments(parser, "the first --vocab-stories training stories")
-    parser.add_argument("--vocab-stories", type=int, default=200_000, help="stories the vocabulary is learnt from")
+    parser.add_argument("--text_field", default="story", help="record field holding the story (--local)")
+    corpus.add_vocabulary_arguments(parser, "the first --vocab_stories training stories")
+    parser.add_argument("--vocab_stories", type=int, default=200_000, help="stories the vocabulary is learnt from")
     parser.add_argument("--out_dir", default=HERE)
     corpus.add_writer_arguments(parser, max_tokens=False)
     args = parser.parse_args(argv)

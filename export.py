@@ -94,7 +94,7 @@ def run(s: ExportSettings) -> str:
 
 
 def main(argv: list[str]) -> str:
-    settings, given = configurator.parse(argv, ExportSettings, __doc__.strip())
+    settings, _ = configurator.parse(argv, ExportSettings, __doc__.strip())
     return run(settings)
 
 

@@ -87,6 +87,7 @@ class Bench:
         self.optimizer = build_optimizer(self.model, c, device)
         self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == "fp16")
         self.micro_steps = distributed.micro_steps_per_rank(c.gradient_accumulation_steps, dist.world_size)
+        self.allocated_at: dict[int, float] = {}  # peak_at's allocated peaks, by micro-batch
 
     def batches(self, batch_size: int):
         c = self.c
@@ -184,7 +185,6 @@ def find_batch_size(bench: Bench, c: BenchSettings, say) -> dict:
         f"finding the largest micro-batch: the memory model predicts {predicted}; keeping {100 * c.batch_margin:.0f}% "
         f"of {capacity / GIB:.1f} GiB free"
     )
-    bench.allocated_at = {}
     found, tried = measure.find_batch_size(bench.peak_at, predicted, capacity, margin=c.batch_margin)
     if not found:
         raise ConfigError("not even batch_size=1 trains on this GPU; try activation_checkpointing=1 or a smaller model")
